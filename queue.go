@@ -1,0 +1,55 @@
+package dcon
+
+import (
+	"context"
+	"time"
+)
+
+// Queue holds the deliveries waiting for their endpoints: conceptually one queue
+// per connector, all in one store. Every implementation passes the conformance
+// suite in internal/queuetest.
+//
+// The delivery engine uses it like this: ingest Enqueues a routed event's copies
+// (durably) with Due set to a lease — the time before which nobody else may take
+// them — and hands them to the engine in memory, which attempts them at once. On a
+// 2xx it calls Ack; on a failure, Retry with the time of the next attempt. A
+// poller Claims what has come due: retries, and after a crash everything that was
+// in flight. A claimed delivery whose event is MaxEventAge old is Expired instead
+// of being sent.
+//
+// Deliveries passed to Ack, Retry and Expire must carry the Due the queue last
+// gave them (from Enqueue or Claim): implementations index deliveries by due time.
+type Queue interface {
+	// Enqueue stores ds durably — on disk, synced, or in a quorum — before it
+	// returns. Concurrent calls share syncs. A delivery whose (ConnectorID,
+	// EventID) is queued already replaces it.
+	Enqueue(ctx context.Context, ds []Delivery) error
+
+	// Claim returns up to limit deliveries whose Due is at or before now, earliest
+	// Due first, and sets their Due to leaseUntil (the returned deliveries carry
+	// it), so that no Claim returns them again before then.
+	Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Delivery, error)
+
+	// Ack removes delivered deliveries. It need not sync: losing an ack in a crash
+	// only causes a duplicate delivery.
+	Ack(ctx context.Context, ds []Delivery) error
+
+	// Retry records a failed attempt: it stores d's Attempts and LastError and
+	// makes d due at the given time. It need not sync.
+	Retry(ctx context.Context, d Delivery, at time.Time) error
+
+	// Expire moves deliveries to the connector's dead letters, with their
+	// LastError, recorded as expired at the given time.
+	Expire(ctx context.Context, ds []Delivery, at time.Time) error
+
+	// Drop removes every queued delivery of a connector (when it is deleted or
+	// disabled) and returns how many there were.
+	Drop(ctx context.Context, connectorID string) (int, error)
+
+	// Depth returns how many deliveries a connector has queued.
+	Depth(ctx context.Context, connectorID string) (int, error)
+
+	// DeadLetters returns up to limit of a connector's expired deliveries, oldest
+	// expiry first.
+	DeadLetters(ctx context.Context, connectorID string, limit int) ([]DeadLetter, error)
+}
