@@ -1,17 +1,254 @@
 package dcon
 
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
 // ConnectorRules are the server-wide rules a connector must follow.
 type ConnectorRules struct {
 	// AllowHTTP lets connector URLs use http:// (development mode only).
 	AllowHTTP bool
 }
 
-// ValidateConnector checks a connector before it is stored.
-//
-// PLACEHOLDER: being written.
-func ValidateConnector(c *Connector, rules ConnectorRules) error { return nil }
+// Limits on a connector's settings.
+const (
+	MaxDisplayNameLen     = 256
+	MaxConnectorURLLen    = 2048
+	MaxSignatureSecretLen = 1024
+	MaxConnectorHeaders   = 32
+	MaxHeaderValueLen     = 8 << 10
+)
 
-// ValidateLabels checks a device's labels.
+// ValidateConnector checks a connector before it is stored; the API calls it on
+// create and after applying a patch. It returns the first problem found as an
+// *Error with code EINVALID whose message names the field, for example
+// `httpConfig.headers["X Y"]: not a valid header name`:
 //
-// PLACEHOLDER: being written.
-func ValidateLabels(labels map[string]string) error { return nil }
+//   - type is HTTP_PUSH; status is ACTIVE, USER_DISABLED or SYSTEM_DISABLED
+//     (whether a user may set SYSTEM_DISABLED is the API's concern);
+//   - displayName is valid UTF-8 of at most 256 bytes;
+//   - events are known event types, without duplicates;
+//   - labels are valid label keys (see [ValidateLabels]), at most [MaxLabels],
+//     without duplicates;
+//   - httpConfig.url is an absolute https:// URL (http:// too when
+//     rules.AllowHTTP) of at most 2048 bytes, with a host and without user
+//     information or fragment;
+//   - httpConfig.signatureSecret is at most 1024 bytes;
+//   - httpConfig.headers are at most 32, their names HTTP tokens (RFC 9110),
+//     distinct case-insensitively and none that the protocol or the signature
+//     owns (see [ReservedHeader]); their values at most 8 KiB without control
+//     characters other than tab.
+func ValidateConnector(c *Connector, rules ConnectorRules) error {
+	if c == nil {
+		return Errorf(EINVALID, "connector: required")
+	}
+	if c.Type != ConnectorHTTPPush {
+		return Errorf(EINVALID, "type: must be %s", ConnectorHTTPPush)
+	}
+	switch c.Status {
+	case StatusActive, StatusUserDisabled, StatusSystemDisabled:
+	default:
+		return Errorf(EINVALID, "status: must be one of %s, %s, %s", StatusActive, StatusUserDisabled, StatusSystemDisabled)
+	}
+	if len(c.DisplayName) > MaxDisplayNameLen {
+		return Errorf(EINVALID, "displayName: over %d bytes", MaxDisplayNameLen)
+	}
+	if !utf8.ValidString(c.DisplayName) {
+		return Errorf(EINVALID, "displayName: not valid UTF-8")
+	}
+	for i, t := range c.Events {
+		if !t.Valid() {
+			return Errorf(EINVALID, "events[%d]: unknown event type %s", i, quoteName(string(t)))
+		}
+		if slices.Contains(c.Events[:i], t) {
+			return Errorf(EINVALID, "events[%d]: duplicate event type %q", i, t)
+		}
+	}
+	if len(c.Labels) > MaxLabels {
+		return Errorf(EINVALID, "labels: at most %d label keys", MaxLabels)
+	}
+	for i, k := range c.Labels {
+		if msg := labelKeyProblem(k); msg != "" {
+			return Errorf(EINVALID, "labels[%d]: %s", i, msg)
+		}
+		if slices.Contains(c.Labels[:i], k) {
+			return Errorf(EINVALID, "labels[%d]: duplicate label key %s", i, quoteName(k))
+		}
+	}
+	return validateHTTPConfig(&c.HTTP, rules)
+}
+
+func validateHTTPConfig(h *HTTPConfig, rules ConnectorRules) error {
+	if msg := connectorURLProblem(h.URL, rules); msg != "" {
+		return Errorf(EINVALID, "httpConfig.url: %s", msg)
+	}
+	if len(h.SignatureSecret) > MaxSignatureSecretLen {
+		return Errorf(EINVALID, "httpConfig.signatureSecret: over %d bytes", MaxSignatureSecretLen)
+	}
+	if len(h.Headers) > MaxConnectorHeaders {
+		return Errorf(EINVALID, "httpConfig.headers: at most %d headers", MaxConnectorHeaders)
+	}
+	names := make([]string, 0, len(h.Headers))
+	for name := range h.Headers {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same error for the same headers
+	for i, name := range names {
+		if msg := headerProblem(name, h.Headers[name]); msg != "" {
+			return Errorf(EINVALID, "httpConfig.headers[%s]: %s", quoteName(name), msg)
+		}
+		for _, prev := range names[:i] {
+			if strings.EqualFold(prev, name) {
+				return Errorf(EINVALID, "httpConfig.headers[%s]: same header as %s", quoteName(name), quoteName(prev))
+			}
+		}
+	}
+	return nil
+}
+
+// connectorURLProblem says what is wrong with a connector's URL, or "".
+// Messages never repeat the URL, which may hold secrets in its query.
+func connectorURLProblem(raw string, rules ConnectorRules) string {
+	schemes := "https://"
+	if rules.AllowHTTP {
+		schemes = "https:// or http://"
+	}
+	switch {
+	case raw == "":
+		return "required"
+	case len(raw) > MaxConnectorURLLen:
+		return "over " + strconv.Itoa(MaxConnectorURLLen) + " bytes"
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "not a valid URL"
+	case u.Scheme == "":
+		return "must be an absolute " + schemes + " URL"
+	case u.Scheme != "https" && !(u.Scheme == "http" && rules.AllowHTTP):
+		return "must be " + schemes
+	case u.Opaque != "" || u.Hostname() == "":
+		return "must have a host"
+	case u.User != nil:
+		return "must not contain user information"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "must not contain a fragment"
+	}
+	return ""
+}
+
+// headerProblem says what is wrong with a custom header, or "".
+func headerProblem(name, value string) string {
+	switch {
+	case !isToken(name):
+		return "not a valid header name"
+	case ReservedHeader(name):
+		return "reserved header: dcon sets it"
+	case len(value) > MaxHeaderValueLen:
+		return "value over " + strconv.Itoa(MaxHeaderValueLen) + " bytes"
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return "value contains a control character"
+		}
+	}
+	return ""
+}
+
+// ReservedHeader reports whether a connector may not set header name
+// (case-insensitively) because the protocol or dcon's signatures own it.
+func ReservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-length", "content-type", "transfer-encoding",
+		"connection", "keep-alive", "upgrade", "te", "trailer",
+		"x-dt-signature", "dt-asymmetric-signature",
+		"webhook-id", "webhook-timestamp", "webhook-signature":
+		return true
+	}
+	return len(name) >= len("proxy-") && strings.EqualFold(name[:len("proxy-")], "proxy-")
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateLabels checks a device's labels: at most [MaxLabels]; keys of 1 to
+// [MaxLabelKeyLen] bytes, values of at most [MaxLabelValueLen] bytes, both valid
+// UTF-8 without control characters. The first problem, in key order, is an
+// *Error with code EINVALID naming the label, e.g. `labels["a\n"]: key contains
+// a control character`.
+func ValidateLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return Errorf(EINVALID, "labels: at most %d labels", MaxLabels)
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the same error for the same labels
+	for _, k := range keys {
+		if msg := labelKeyProblem(k); msg != "" {
+			return Errorf(EINVALID, "labels[%s]: %s", quoteName(k), msg)
+		}
+		if msg := labelValueProblem(labels[k]); msg != "" {
+			return Errorf(EINVALID, "labels[%s]: %s", quoteName(k), msg)
+		}
+	}
+	return nil
+}
+
+// labelKeyProblem says what is wrong with a label key, or "".
+func labelKeyProblem(k string) string {
+	switch {
+	case k == "":
+		return "key must not be empty"
+	case len(k) > MaxLabelKeyLen:
+		return "key over " + strconv.Itoa(MaxLabelKeyLen) + " bytes"
+	}
+	if msg := textProblem(k); msg != "" {
+		return "key " + msg
+	}
+	return ""
+}
+
+// labelValueProblem says what is wrong with a label value, or "".
+func labelValueProblem(v string) string {
+	if len(v) > MaxLabelValueLen {
+		return "value over " + strconv.Itoa(MaxLabelValueLen) + " bytes"
+	}
+	if msg := textProblem(v); msg != "" {
+		return "value " + msg
+	}
+	return ""
+}
+
+// textProblem says whether s is not valid UTF-8 or holds a control character.
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "contains a control character"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,270 @@
+// Package webhook makes one attempt at delivering one event to a data
+// connector's endpoint: it builds the request, signs it, sends it and classifies
+// the answer. It knows nothing of queues, retries or backoff; internal/delivery
+// decides what to do with a [Result].
+//
+// A [Client] owns its own HTTP transport: keep-alive connections pooled per
+// host, HTTP/2 when the server offers it, TLS 1.2 or later with certificates
+// always verified, no proxy, and redirects never followed. Every attempt is
+// bounded by one timeout covering the whole exchange, and the response body is
+// read only up to a small limit, so a slow or hostile receiver cannot hold an
+// attempt or its memory.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rs/xid"
+
+	"dcon"
+	"dcon/internal/signature"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultMaxResponseBytes = 4 << 10
+	DefaultUserAgent        = "dcon"
+)
+
+// maxIdleConnsPerHost is how many idle keep-alive connections a client keeps to
+// one endpoint: as many as a busy connector can have requests in flight, so
+// bursts do not pay for new TLS handshakes.
+const maxIdleConnsPerHost = 512
+
+// maxRetryAfter caps what Retry-After can ask for; the delivery engine applies
+// its own, shorter window (an event is dropped at 12 hours anyway).
+const maxRetryAfter = 24 * time.Hour
+
+// Config configures a Client. The zero value is usable.
+type Config struct {
+	// Timeout bounds one attempt, from dialling to reading the end of the
+	// response body. Zero means DefaultTimeout (10s, the contract's limit).
+	Timeout time.Duration
+	// RootCAs are the certificate authorities endpoints' certificates are
+	// verified against. Nil means the system's roots. See LoadRootCAs.
+	RootCAs *x509.CertPool
+	// UserAgent is sent as the User-Agent header. Empty means DefaultUserAgent;
+	// cmd/dcon passes "dcon/<version>".
+	UserAgent string
+	// MaxResponseBytes is how much of a response body is read (and discarded)
+	// before the connection is given up. Zero means DefaultMaxResponseBytes (4 KiB).
+	MaxResponseBytes int64
+	// Now is the clock signatures are issued with and HTTP-date Retry-After
+	// values are measured against. Nil means time.Now. Result.Duration is always
+	// measured on the monotonic clock.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.Timeout < 0 {
+		return dcon.Errorf(dcon.EINVALID, "webhook timeout must not be negative, got %s", c.Timeout)
+	}
+	if c.MaxResponseBytes < 0 {
+		return dcon.Errorf(dcon.EINVALID, "webhook max response bytes must not be negative, got %d", c.MaxResponseBytes)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Client sends attempts. It is safe for concurrent use; make one per process
+// and share it, so connections are reused across connectors on the same host.
+type Client struct {
+	cfg       Config
+	transport *http.Transport
+	http      *http.Client
+}
+
+// New returns a Client configured by cfg. Its errors are *dcon.Error with code
+// EINVALID.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:       nil, // endpoints are reached directly, whatever HTTPS_PROXY says
+		DialContext: dialer.DialContext,
+		TLSClientConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			RootCAs:    cfg.RootCAs,
+		},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	c := &Client{
+		cfg:       cfg,
+		transport: t,
+		http: &http.Client{
+			Transport: t,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // a 3xx is an answer, and a failure
+			},
+		},
+	}
+	return c, nil
+}
+
+// Close closes the client's idle connections. Attempts in flight finish.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// LoadRootCAs returns the system's certificate authorities plus those of the
+// PEM file caFile, for endpoints behind a private CA. An empty caFile returns
+// the system's roots alone.
+func LoadRootCAs(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		return nil, dcon.WrapError(dcon.EINVALID, err, "load system certificate authorities")
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, dcon.WrapError(dcon.EINVALID, err, "read CA file %s", caFile)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, dcon.Errorf(dcon.EINVALID, "CA file %s holds no PEM certificate", caFile)
+	}
+	return pool, nil
+}
+
+// Result is the outcome of one attempt.
+type Result struct {
+	StatusCode int           // 0 when no response arrived
+	Err        error         // nil exactly when the answer was 2xx; its message is safe to log and store
+	RetryAfter time.Duration // from Retry-After on 429 and 503; 0 if absent or invalid
+	Duration   time.Duration // round trip of this attempt, body read included
+}
+
+// Send makes one attempt at delivering body to conn's endpoint: POST
+// conn.HTTP.URL with Content-Type: application/json, every header of
+// conn.HTTP.Headers, User-Agent, and a fresh X-Dt-Signature when the connector
+// has a signature secret (Content-Type, User-Agent and X-Dt-Signature replace a
+// connector header of the same name). It returns once the response has been read up to
+// Config.MaxResponseBytes, the timeout passed, or ctx was done.
+//
+// A failure's Err never contains the URL's query or userinfo, the signature
+// secret or the configured header values. Err wraps context.Canceled when ctx
+// ended the attempt, and ErrTimeout when the attempt's own timeout did.
+func (c *Client) Send(ctx context.Context, conn *dcon.Connector, body []byte) Result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, ErrTimeout)
+	defer cancel()
+
+	req, err := c.newRequest(ctx, conn, body)
+	if err != nil {
+		return Result{Err: err, Duration: time.Since(start)}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Result{Err: c.transportError(ctx, conn, err), Duration: time.Since(start)}
+	}
+	res := Result{StatusCode: resp.StatusCode}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
+	}
+	// A 2xx is a success even if its body then fails to arrive in time: the
+	// receiver has the event, and a retry would only make a duplicate.
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	snippet := c.drain(resp.Body, !ok)
+	res.Duration = time.Since(start)
+	if !ok {
+		res.Err = statusError(conn, resp, snippet)
+	}
+	return res
+}
+
+// newRequest builds the signed request for one attempt.
+func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.HTTP.URL, bytes.NewReader(body))
+	if err != nil {
+		// The error quotes the URL; say only what is wrong with it.
+		return nil, &Error{msg: "invalid endpoint URL", err: ErrInvalidURL}
+	}
+	if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
+		return nil, &Error{msg: "invalid endpoint URL: scheme must be https", err: ErrInvalidURL}
+	}
+	h := req.Header
+	for k, v := range conn.HTTP.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", c.cfg.UserAgent)
+	if secret := conn.HTTP.SignatureSecret; secret != "" {
+		var buf [512]byte
+		tok := signature.AppendDT(buf[:0], []byte(secret), body, c.cfg.Now(), xid.New().String())
+		h.Set(signature.DTHeader, string(tok))
+	}
+	return req, nil
+}
+
+// drain reads the response body up to the configured limit and closes it; with
+// keep, it returns the first bytes for an error message. Read errors end the
+// reading and are otherwise ignored: the status line is the answer.
+func (c *Client) drain(body io.ReadCloser, keep bool) []byte {
+	defer body.Close()
+	r := io.LimitReader(body, c.cfg.MaxResponseBytes)
+	if !keep {
+		_, _ = io.Copy(io.Discard, r)
+		return nil
+	}
+	head := make([]byte, maxSnippet)
+	n, err := io.ReadFull(r, head)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, r)
+	}
+	return head[:n]
+}
+
+// parseRetryAfter reads a Retry-After value, delta-seconds or an HTTP-date, as
+// a duration from now. It returns 0 for an absent, invalid or past value.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	secs, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || err == nil && secs > uint64(maxRetryAfter/time.Second):
+		return maxRetryAfter
+	case err == nil:
+		return time.Duration(secs) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	d := t.Sub(now)
+	switch {
+	case d <= 0:
+		return 0
+	case d > maxRetryAfter:
+		return maxRetryAfter
+	}
+	// HTTP-dates have whole seconds; round up so the receiver's time has come.
+	return (d + time.Second - 1).Truncate(time.Second)
+}
