@@ -1,0 +1,377 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/rs/xid"
+
+	"dcon"
+)
+
+// connectorResource is a data connector as the API shows it (contract section
+// 4): every member always present, empty ones included.
+type connectorResource struct {
+	Name        string               `json:"name"`
+	DisplayName string               `json:"displayName"`
+	Type        dcon.ConnectorType   `json:"type"`
+	Status      dcon.ConnectorStatus `json:"status"`
+	Events      []dcon.EventType     `json:"events"`
+	Labels      []string             `json:"labels"`
+	HTTPConfig  httpConfigResource   `json:"httpConfig"`
+	CreateTime  string               `json:"createTime"`
+	UpdateTime  string               `json:"updateTime"`
+}
+
+type httpConfigResource struct {
+	URL             string            `json:"url"`
+	SignatureSecret string            `json:"signatureSecret"`
+	Headers         map[string]string `json:"headers"`
+}
+
+func newConnectorResource(c *dcon.Connector) connectorResource {
+	r := connectorResource{
+		Name:        c.Name(),
+		DisplayName: c.DisplayName,
+		Type:        c.Type,
+		Status:      c.Status,
+		Events:      c.Events,
+		Labels:      c.Labels,
+		HTTPConfig: httpConfigResource{
+			URL:             c.HTTP.URL,
+			SignatureSecret: c.HTTP.SignatureSecret,
+			Headers:         c.HTTP.Headers,
+		},
+		CreateTime: dcon.FormatTime(c.CreateTime),
+		UpdateTime: dcon.FormatTime(c.UpdateTime),
+	}
+	if r.Events == nil {
+		r.Events = []dcon.EventType{}
+	}
+	if r.Labels == nil {
+		r.Labels = []string{}
+	}
+	if r.HTTPConfig.Headers == nil {
+		r.HTTPConfig.Headers = map[string]string{}
+	}
+	return r
+}
+
+// connectorFields is a data connector as a client sends it. Members are kept
+// raw so that a present member (null included) can be told from an absent one.
+// name, createTime and updateTime are output only: accepted and ignored.
+type connectorFields struct {
+	Name        json.RawMessage `json:"name"`
+	DisplayName json.RawMessage `json:"displayName"`
+	Type        json.RawMessage `json:"type"`
+	Status      json.RawMessage `json:"status"`
+	Events      json.RawMessage `json:"events"`
+	Labels      json.RawMessage `json:"labels"`
+	HTTPConfig  json.RawMessage `json:"httpConfig"`
+	CreateTime  json.RawMessage `json:"createTime"`
+	UpdateTime  json.RawMessage `json:"updateTime"`
+}
+
+type httpConfigFields struct {
+	URL             json.RawMessage `json:"url"`
+	SignatureSecret json.RawMessage `json:"signatureSecret"`
+	Headers         json.RawMessage `json:"headers"`
+}
+
+// The paths of a connector that a request can set, as in update_mask.
+const (
+	pathDisplayName     = "displayName"
+	pathType            = "type"
+	pathStatus          = "status"
+	pathEvents          = "events"
+	pathLabels          = "labels"
+	pathHTTPConfig      = "httpConfig"
+	pathURL             = "httpConfig.url"
+	pathSignatureSecret = "httpConfig.signatureSecret"
+	pathHeaders         = "httpConfig.headers"
+)
+
+// presentPaths lists the paths whose members are present in f and hc.
+func presentPaths(f *connectorFields, hc *httpConfigFields) []string {
+	var paths []string
+	add := func(raw json.RawMessage, path string) {
+		if raw != nil {
+			paths = append(paths, path)
+		}
+	}
+	add(f.DisplayName, pathDisplayName)
+	add(f.Type, pathType)
+	add(f.Status, pathStatus)
+	add(f.Events, pathEvents)
+	add(f.Labels, pathLabels)
+	add(hc.URL, pathURL)
+	add(hc.SignatureSecret, pathSignatureSecret)
+	add(hc.Headers, pathHeaders)
+	return paths
+}
+
+// updateMask reads the update_mask (or updateMask) query parameter: nil when
+// there is none, else its paths, "httpConfig" expanded to its three members.
+func updateMask(r *http.Request) ([]string, error) {
+	q := r.URL.Query()
+	values := q["update_mask"]
+	if len(values) == 0 {
+		values = q["updateMask"]
+	}
+	var paths []string
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			switch p = strings.TrimSpace(p); p {
+			case "":
+			case pathHTTPConfig:
+				paths = append(paths, pathURL, pathSignatureSecret, pathHeaders)
+			case pathDisplayName, pathType, pathStatus, pathEvents, pathLabels, pathURL, pathSignatureSecret, pathHeaders:
+				paths = append(paths, p)
+			default:
+				return nil, dcon.Errorf(dcon.EINVALID, "unknown update_mask path %q", p)
+			}
+		}
+	}
+	return paths, nil
+}
+
+// decodeConnector reads a connector request body.
+func (a *api) decodeConnector(w http.ResponseWriter, r *http.Request) (*connectorFields, *httpConfigFields, error) {
+	body, err := a.readBody(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var f connectorFields
+	if err := decodeObject(body, &f); err != nil {
+		return nil, nil, err
+	}
+	var hc httpConfigFields
+	if err := setField(pathHTTPConfig, f.HTTPConfig, &hc); err != nil {
+		return nil, nil, err
+	}
+	return &f, &hc, nil
+}
+
+// applyConnector sets the given paths of c from f and hc; a path whose member
+// is absent is cleared. type cannot change; status cannot become
+// SYSTEM_DISABLED, and cleared it is ACTIVE.
+func applyConnector(c *dcon.Connector, f *connectorFields, hc *httpConfigFields, paths []string) error {
+	for _, p := range paths {
+		var err error
+		switch p {
+		case pathDisplayName:
+			err = setField(p, f.DisplayName, &c.DisplayName)
+		case pathType:
+			var t dcon.ConnectorType
+			if err = setField(p, f.Type, &t); err == nil && t != c.Type {
+				err = dcon.Errorf(dcon.EINVALID, "type cannot be changed (it is %s)", c.Type)
+			}
+		case pathStatus:
+			err = applyStatus(c, f.Status)
+		case pathEvents:
+			err = setField(p, f.Events, &c.Events)
+		case pathLabels:
+			err = setField(p, f.Labels, &c.Labels)
+		case pathURL:
+			err = setField(p, hc.URL, &c.HTTP.URL)
+		case pathSignatureSecret:
+			err = setField(p, hc.SignatureSecret, &c.HTTP.SignatureSecret)
+		case pathHeaders:
+			err = setField(p, hc.Headers, &c.HTTP.Headers)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyStatus sets c's status from raw: users may set ACTIVE or USER_DISABLED;
+// SYSTEM_DISABLED only stays as it is.
+func applyStatus(c *dcon.Connector, raw json.RawMessage) error {
+	var s dcon.ConnectorStatus
+	if err := setField(pathStatus, raw, &s); err != nil {
+		return err
+	}
+	switch s {
+	case "":
+		s = dcon.StatusActive
+	case dcon.StatusActive, dcon.StatusUserDisabled:
+	case dcon.StatusSystemDisabled:
+		if c.Status != dcon.StatusSystemDisabled {
+			return dcon.Errorf(dcon.EINVALID, "status SYSTEM_DISABLED is set by dcon only: use ACTIVE or USER_DISABLED")
+		}
+	default:
+		return dcon.Errorf(dcon.EINVALID, "unknown status %q: use ACTIVE or USER_DISABLED", s)
+	}
+	c.Status = s
+	return nil
+}
+
+// validate checks c against the server's rules. A failure is the client's.
+func (a *api) validate(c *dcon.Connector) error {
+	err := dcon.ValidateConnector(c, a.rules)
+	var e *dcon.Error
+	if err != nil && !errors.As(err, &e) {
+		return dcon.WrapError(dcon.EINVALID, err, "invalid data connector: %v", err)
+	}
+	return err
+}
+
+// connectorIDs reads and checks the project and connector ids of the path. An
+// id that cannot exist is not found. verb is the custom method, if any.
+func connectorIDs(r *http.Request) (projectID, id, verb string, err error) {
+	projectID = r.PathValue("p")
+	if !dcon.ValidProjectID(projectID) {
+		return "", "", "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", projectID)
+	}
+	id, verb = splitVerb(r.PathValue("d"))
+	if !dcon.ValidID(id) {
+		return "", "", "", dcon.Errorf(dcon.ENOTFOUND, "data connector %q not found", id)
+	}
+	return projectID, id, verb, nil
+}
+
+// projectID reads and checks the project id of the path.
+func projectID(r *http.Request) (string, error) {
+	p := r.PathValue("p")
+	if !dcon.ValidProjectID(p) {
+		return "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", p)
+	}
+	return p, nil
+}
+
+// noVerb refuses a custom method on a route that has none.
+func noVerb(verb string) error {
+	if verb != "" {
+		return dcon.Errorf(dcon.ENOTFOUND, "unknown custom method %q", ":"+verb)
+	}
+	return nil
+}
+
+func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
+	p, err := projectID(r)
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	cs, next, err := a.connectors.ListConnectors(r.Context(), p, page)
+	if err != nil {
+		return err
+	}
+	list := struct {
+		DataConnectors []connectorResource `json:"dataConnectors"`
+		NextPageToken  string              `json:"nextPageToken"`
+	}{DataConnectors: make([]connectorResource, 0, len(cs)), NextPageToken: next}
+	for _, c := range cs {
+		list.DataConnectors = append(list.DataConnectors, newConnectorResource(c))
+	}
+	return a.respond(w, http.StatusOK, list)
+}
+
+func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
+	p, err := projectID(r)
+	if err != nil {
+		return err
+	}
+	f, hc, err := a.decodeConnector(w, r)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	c := &dcon.Connector{
+		ProjectID:  p,
+		ID:         xid.New().String(),
+		Status:     dcon.StatusActive,
+		CreateTime: now,
+		UpdateTime: now,
+	}
+	if err := setField(pathType, f.Type, &c.Type); err != nil {
+		return err
+	}
+	if c.Type == "" {
+		return dcon.Errorf(dcon.EINVALID, "field %q is required: use %s", pathType, dcon.ConnectorHTTPPush)
+	}
+	if err := applyConnector(c, f, hc, presentPaths(f, hc)); err != nil {
+		return err
+	}
+	if err := a.validate(c); err != nil {
+		return err
+	}
+	if err := a.connectors.CreateConnector(r.Context(), c); err != nil {
+		return err
+	}
+	return a.respond(w, http.StatusOK, newConnectorResource(c))
+}
+
+func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
+	p, id, verb, err := connectorIDs(r)
+	if err != nil {
+		return err
+	}
+	if err := noVerb(verb); err != nil {
+		return err
+	}
+	c, err := a.connectors.Connector(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	return a.respond(w, http.StatusOK, newConnectorResource(c))
+}
+
+func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
+	p, id, verb, err := connectorIDs(r)
+	if err != nil {
+		return err
+	}
+	if err := noVerb(verb); err != nil {
+		return err
+	}
+	mask, err := updateMask(r)
+	if err != nil {
+		return err
+	}
+	f, hc, err := a.decodeConnector(w, r)
+	if err != nil {
+		return err
+	}
+	if mask == nil {
+		mask = presentPaths(f, hc)
+	}
+	old, err := a.connectors.Connector(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	c := old.Clone()
+	if err := applyConnector(c, f, hc, mask); err != nil {
+		return err
+	}
+	if err := a.validate(c); err != nil {
+		return err
+	}
+	c.UpdateTime = a.now()
+	if err := a.connectors.UpdateConnector(r.Context(), c); err != nil {
+		return err
+	}
+	return a.respond(w, http.StatusOK, newConnectorResource(c))
+}
+
+func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
+	p, id, verb, err := connectorIDs(r)
+	if err != nil {
+		return err
+	}
+	if err := noVerb(verb); err != nil {
+		return err
+	}
+	if err := a.connectors.DeleteConnector(r.Context(), p, id); err != nil {
+		return err
+	}
+	a.write(w, http.StatusOK, []byte("{}"))
+	return nil
+}

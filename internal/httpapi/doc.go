@@ -1,0 +1,53 @@
+// Package httpapi serves dcon's /v2 HTTP API: the data connector API (contract
+// section 4) and the sensor emulator API (contract section 6).
+//
+// It works over the seams of the root package — [dcon.ConnectorStore],
+// [dcon.DeviceStore] — and over [Ingester], which internal/ingest implements; it
+// never imports a store package. cmd/dcon builds a [Server] and mounts its
+// [Server.Handler]:
+//
+//	api := &httpapi.Server{
+//		Connectors: connectors, // the routing-aware connector store
+//		Devices:    devices,
+//		Ingest:     ingester,
+//		Rules:      dcon.ConnectorRules{AllowHTTP: insecure},
+//		Logger:     logger,
+//	}
+//	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: api.Handler()}
+//
+// # Routes
+//
+//	GET    /v2/projects/{p}/dataconnectors           list (dataConnectors, nextPageToken)
+//	POST   /v2/projects/{p}/dataconnectors           create
+//	GET    /v2/projects/{p}/dataconnectors/{d}       read
+//	PATCH  /v2/projects/{p}/dataconnectors/{d}       update (optional update_mask)
+//	DELETE /v2/projects/{p}/dataconnectors/{d}       delete, answers {}
+//	GET    /v2/projects/{p}/devices                  list (devices, nextPageToken)
+//	POST   /v2/projects/{p}/devices                  create an emulated device
+//	GET    /v2/projects/{p}/devices/{d}              read
+//	PATCH  /v2/projects/{p}/devices/{d}              replace labels (labelsChanged event)
+//	DELETE /v2/projects/{p}/devices/{d}              delete, answers {}
+//	POST   /v2/projects/{p}/devices/{d}:publish      publish one event, answers its envelope
+//
+// Custom methods such as ":publish" are part of the last path segment; the
+// handler of the resource splits them off.
+//
+// # Errors
+//
+// Every error answer, unknown paths (404) and wrong methods (405, with Allow)
+// included, is the contract's JSON body
+//
+//	{"error":"<message>","code":<HTTP status>,"help":"docs/api.md#errors"}
+//
+// written by one function from a [*dcon.Error] whose code is mapped to a status
+// by one table (statusFor). Internal errors answer "internal error"; their cause
+// is logged, never shown.
+//
+// # Requests
+//
+// Bodies are JSON (a Content-Type other than application/json answers 415; a
+// missing one is accepted), at most Server.MaxBodyBytes (413), one value with no
+// trailing data, and no unknown fields. Nothing is stored when a request is
+// rejected. Lists take page_size (1–100, default 100, larger values are clamped)
+// and page_token (or pageToken) and answer nextPageToken, "" on the last page.
+package httpapi

@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"dcon"
+)
+
+// Ingester is what the API needs from ingest; internal/ingest implements it.
+type Ingester interface {
+	// Publish validates and publishes one event of type t for a device; data is the value
+	// inside {"<eventType>": ...}. Errors are *dcon.Error (ENOTFOUND device, EINVALID data or
+	// type mismatch, EUNAVAILABLE store). It returns after the event is durable for every connector.
+	Publish(ctx context.Context, projectID, deviceID string, t dcon.EventType, data json.RawMessage) (*dcon.Event, error)
+	// SetDeviceLabels replaces a device's labels and publishes a labelsChanged event.
+	SetDeviceLabels(ctx context.Context, projectID, deviceID string, labels map[string]string) (*dcon.Device, error)
+}
+
+// DefaultMaxBodyBytes is the default limit of a request body: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Server serves the /v2 API. Connectors, Devices and Ingest are required; the
+// other fields have defaults. A Server must not be changed after Handler is
+// called.
+type Server struct {
+	// Connectors keeps data connectors. It must be the routing-aware store: it
+	// drops a connector's queue itself when the connector is deleted or disabled.
+	Connectors dcon.ConnectorStore
+	// Devices keeps devices.
+	Devices dcon.DeviceStore
+	// Ingest publishes events and device label changes.
+	Ingest Ingester
+	// Rules are the server-wide rules every connector is validated against.
+	// Default: the zero value (https:// URLs only).
+	Rules dcon.ConnectorRules
+	// Logger logs each request at debug level and internal errors at error
+	// level. Default: discard.
+	Logger *slog.Logger
+	// Now tells the time of creations and updates. Default: time.Now.
+	Now func() time.Time
+	// MaxBodyBytes limits request bodies; larger ones answer 413. Default:
+	// DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+}
+
+// api is a Server with its defaults filled in, and its routes.
+type api struct {
+	connectors dcon.ConnectorStore
+	devices    dcon.DeviceStore
+	ingest     Ingester
+	rules      dcon.ConnectorRules
+	log        *slog.Logger
+	now        func() time.Time
+	maxBody    int64
+	mux        *http.ServeMux
+}
+
+// Handler returns the http.Handler that serves the API under /v2.
+func (s *Server) Handler() http.Handler {
+	a := &api{
+		connectors: s.Connectors,
+		devices:    s.Devices,
+		ingest:     s.Ingest,
+		rules:      s.Rules,
+		log:        s.Logger,
+		now:        s.Now,
+		maxBody:    s.MaxBodyBytes,
+		mux:        http.NewServeMux(),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+	a.routes()
+	return a
+}
+
+func (a *api) routes() {
+	const connectors = "/v2/projects/{p}/dataconnectors"
+	a.handle("GET "+connectors, a.listConnectors)
+	a.handle("POST "+connectors, a.createConnector)
+	a.handle("GET "+connectors+"/{d}", a.getConnector)
+	a.handle("PATCH "+connectors+"/{d}", a.patchConnector)
+	a.handle("DELETE "+connectors+"/{d}", a.deleteConnector)
+
+	const devices = "/v2/projects/{p}/devices"
+	a.handle("GET "+devices, a.listDevices)
+	a.handle("POST "+devices, a.createDevice)
+	a.handle("GET "+devices+"/{d}", a.getDevice)
+	a.handle("PATCH "+devices+"/{d}", a.patchDevice)
+	a.handle("DELETE "+devices+"/{d}", a.deleteDevice)
+	a.handle("POST "+devices+"/{d}", a.postDevice) // {d}:publish
+}
+
+// handle registers a handler that answers its error, if any, with writeError.
+func (a *api) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP routes the request, answers unknown paths and wrong methods with the
+// contract's error body instead of ServeMux's plain text, and logs the request.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := a.now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw.Header().Set("X-Content-Type-Options", "nosniff")
+	if h, pattern := a.mux.Handler(r); pattern == "" {
+		a.unrouted(sw, r, h)
+	} else {
+		a.mux.ServeHTTP(sw, r)
+	}
+	if a.log.Enabled(r.Context(), slog.LevelDebug) {
+		a.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status),
+			slog.Duration("duration", a.now().Sub(start)))
+	}
+}
+
+// unrouted runs ServeMux's handler for a request that matched no pattern and
+// turns its 404 or 405 into the contract's error body; anything else (a
+// redirect to a cleaned path) is passed on as it is.
+func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	c := &captureWriter{header: http.Header{}, status: http.StatusOK}
+	h.ServeHTTP(c, r)
+	switch c.status {
+	case http.StatusNotFound:
+		a.writeError(w, r, dcon.Errorf(dcon.ENOTFOUND, "no resource at %s", r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		a.methodNotAllowed(w, r, c.header.Get("Allow"))
+	default:
+		for k, v := range c.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(c.status)
+		w.Write(c.body.Bytes())
+	}
+}
+
+// methodNotAllowed answers 405 with the Allow header.
+func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	a.writeError(w, r, dcon.Errorf(eMethodNotAllowed, "method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+}
+
+// respond writes v as compact JSON with the given status. It returns an error,
+// before writing anything, when v cannot be encoded.
+func (a *api) respond(w http.ResponseWriter, status int, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return dcon.WrapError(dcon.EINTERNAL, err, "internal error")
+	}
+	a.write(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return nil
+}
+
+// write writes body, which is JSON, with the given status.
+func (a *api) write(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// splitVerb splits the last path segment of a resource into its id and the
+// custom method after ":", if any ("emu…:publish" → "emu…", "publish").
+func splitVerb(segment string) (id, verb string) {
+	id, verb, _ = strings.Cut(segment, ":")
+	return id, verb
+}
+
+// statusWriter remembers the status a handler answered, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// captureWriter keeps what ServeMux's own handlers write, to be rewritten.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) WriteHeader(status int)      { c.status = status }
+func (c *captureWriter) Write(p []byte) (int, error) { return c.body.Write(p) }
