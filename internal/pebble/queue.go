@@ -1,0 +1,451 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"dcon"
+)
+
+// lowWater is the low-water mark of the due index: no live entry sorts before
+// it. It is a due — the lowest that may still be live — and, when the last
+// Claim was cut short by its limit, the key after the last entry it took, so
+// that the next Claim does not walk the tombstones of entries it took at that
+// same due.
+type lowWater struct {
+	mu  sync.Mutex
+	due int64  // Unix nanoseconds
+	key []byte // nil, or a due-index key of due: the first that may be live
+}
+
+// lower moves the mark to due if due is at or below it.
+func (w *lowWater) lower(due int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case due < w.due:
+		w.due, w.key = due, nil
+	case due == w.due:
+		w.key = nil
+	}
+}
+
+// start returns the mark's due and the first key to read.
+func (w *lowWater) start() (int64, []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.key != nil {
+		return w.due, w.key
+	}
+	return w.due, dKeyBound(w.due)
+}
+
+// set moves the mark to due, and to key within it if key is not nil.
+func (w *lowWater) set(due int64, key []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.due, w.key = due, key
+}
+
+// checkIDs returns an EINVALID error if d's ids cannot be keys.
+func checkIDs(d *dcon.Delivery) error {
+	if !validKeyPart(d.ConnectorID) || !validKeyPart(d.EventID) {
+		return dcon.Errorf(dcon.EINVALID, "delivery has an invalid connector id %q or event id %q", d.ConnectorID, d.EventID)
+	}
+	return nil
+}
+
+// Enqueue stores ds in one batch committed with pebble.Sync.
+func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	minDue := int64(math.MaxInt64)
+	for i := range ds {
+		if err := checkIDs(&ds[i]); err != nil {
+			return err
+		}
+		minDue = min(minDue, nanos(ds[i].Due))
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	for i := range ds {
+		d := &ds[i]
+		due := nanos(d.Due)
+		op := b.SetDeferred(mKeyLen(d.ConnectorID, d.EventID), recordLen(d, due))
+		appendMKey(op.Key[:0], d.ConnectorID, d.EventID)
+		appendRecord(op.Value[:0], d, due)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
+		}
+		op = b.SetDeferred(dKeyLen(d.ConnectorID, d.EventID), 0)
+		appendDKey(op.Key[:0], due, d.ConnectorID, d.EventID)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
+		}
+	}
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	db.lw.lower(minDue)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return unavailable(err, "enqueue %d deliveries", len(ds))
+	}
+	return nil
+}
+
+// Claim takes up to limit live entries of the due index between the low-water
+// mark and now, earliest first, and leases them until leaseUntil.
+func (db *DB) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]dcon.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	db.qmu.Lock()
+	defer db.qmu.Unlock()
+
+	nowN, leaseN := nanos(now), nanos(leaseUntil)
+	from, lower := db.lw.start()
+	if from > nowN {
+		return nil, nil
+	}
+	upper := []byte(prefixDue[:len(prefixDue)-1] + "0") // after every d key
+	if nowN < math.MaxInt64 {
+		upper = dKeyBound(nowN + 1)
+	}
+	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, unavailable(err, "claim")
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	out, mark, markKey, err := db.claimScan(it, b, nowN, leaseN, limit)
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = unavailable(cerr, "claim")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !b.Empty() {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return nil, unavailable(err, "claim %d deliveries", len(out))
+		}
+	}
+	if len(out) > 0 && leaseN <= mark {
+		mark, markKey = leaseN, nil // the leases are behind the mark
+	}
+	db.lw.set(mark, markKey)
+	return out, nil
+}
+
+// claimScan walks the due index with it, adding to b the writes that lease the
+// live entries it takes and delete the stale ones it meets. It returns the
+// deliveries taken and the new low-water mark: now, or, if limit stopped it,
+// the due of the last entry taken and the key after that entry.
+func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64, limit int) (out []dcon.Delivery, mark int64, markKey []byte, err error) {
+	mark = now
+	var mKey []byte
+	for valid := it.First(); valid; valid = it.Next() {
+		due, mk, ok := parseDKey(mKey[:0], it.Key())
+		if !ok {
+			return nil, 0, nil, fmt.Errorf("claim: due index key %q: %w", it.Key(), errCorrupt)
+		}
+		mKey = mk
+		d, live, err := db.liveRecord(mKey, due)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		if err := b.Delete(it.Key(), nil); err != nil {
+			return nil, 0, nil, fmt.Errorf("claim: %w", err)
+		}
+		if !live {
+			continue
+		}
+		if err := setRecord(b, mKey, &d, leaseN); err != nil {
+			return nil, 0, nil, err
+		}
+		d.Due = fromNanos(leaseN)
+		out = append(out, d)
+		if len(out) == limit {
+			mark, markKey = due, append(bytes.Clone(it.Key()), 0)
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, nil, unavailable(err, "claim")
+	}
+	return out, mark, markKey, nil
+}
+
+// liveRecord reads the record at mKey and reports whether it exists with the
+// given due, decoding it if so.
+func (db *DB) liveRecord(mKey []byte, due int64) (dcon.Delivery, bool, error) {
+	var d dcon.Delivery
+	v, closer, err := db.db.Get(mKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, unavailable(err, "read %s", mKey)
+	}
+	defer closer.Close()
+	if recDue, err := recordDue(v); err != nil || recDue != due {
+		return d, false, err // a corrupt record is reported; another due is stale
+	}
+	if _, _, err := decodeRecord(v, &d); err != nil {
+		return d, false, fmt.Errorf("decode %s: %w", mKey, err)
+	}
+	var ok bool
+	if d.ConnectorID, d.EventID, ok = splitMKey(mKey); !ok {
+		return d, false, fmt.Errorf("record key %q: %w", mKey, errCorrupt)
+	}
+	return d, true, nil
+}
+
+// setRecord adds to b the record of d at mKey with the given due, and its d
+// entry.
+func setRecord(b *pebble.Batch, mKey []byte, d *dcon.Delivery, due int64) error {
+	op := b.SetDeferred(len(mKey), recordLen(d, due))
+	copy(op.Key, mKey)
+	appendRecord(op.Value[:0], d, due)
+	if err := op.Finish(); err != nil {
+		return fmt.Errorf("write %s: %w", mKey, err)
+	}
+	op = b.SetDeferred(dKeyLen(d.ConnectorID, d.EventID), 0)
+	appendDKey(op.Key[:0], due, d.ConnectorID, d.EventID)
+	if err := op.Finish(); err != nil {
+		return fmt.Errorf("write due of %s: %w", mKey, err)
+	}
+	return nil
+}
+
+// Ack deletes the records of ds and their d entries, without syncing.
+func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	var key []byte
+	for i := range ds {
+		d := &ds[i]
+		if err := checkIDs(d); err != nil {
+			return err
+		}
+		key = appendMKey(key[:0], d.ConnectorID, d.EventID)
+		if err := b.Delete(key, nil); err != nil {
+			return fmt.Errorf("ack %s: %w", key, err)
+		}
+		key = appendDKey(key[:0], nanos(d.Due), d.ConnectorID, d.EventID)
+		if err := b.Delete(key, nil); err != nil {
+			return fmt.Errorf("ack %s: %w", key, err)
+		}
+	}
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return unavailable(err, "ack %d deliveries", len(ds))
+	}
+	return nil
+}
+
+// Retry rewrites d's record with its Attempts and LastError, due at at, without
+// syncing. A delivery that is no longer queued (acked, dropped or expired)
+// stays gone.
+func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
+	if err := checkIDs(&d); err != nil {
+		return err
+	}
+	mKey := appendMKey(nil, d.ConnectorID, d.EventID)
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	v, closer, err := db.db.Get(mKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return unavailable(err, "retry %s", mKey)
+	}
+	var stored dcon.Delivery
+	oldDue, _, err := decodeRecord(v, &stored)
+	closer.Close()
+	if err != nil {
+		return fmt.Errorf("retry: decode %s: %w", mKey, err)
+	}
+	stored.ConnectorID, stored.EventID = d.ConnectorID, d.EventID
+	stored.Attempts, stored.LastError = d.Attempts, d.LastError
+
+	b := db.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(appendDKey(nil, oldDue, d.ConnectorID, d.EventID), nil); err != nil {
+		return fmt.Errorf("retry %s: %w", mKey, err)
+	}
+	due := nanos(at)
+	if err := setRecord(b, mKey, &stored, due); err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
+	db.lw.lower(due)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return unavailable(err, "retry %s", mKey)
+	}
+	return nil
+}
+
+// Expire deletes the records of ds and writes their dead letters, synced.
+func (db *DB) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	expire := nanos(at)
+	var key, val []byte
+	for i := range ds {
+		d := &ds[i]
+		if err := checkIDs(d); err != nil {
+			return err
+		}
+		key = appendMKey(key[:0], d.ConnectorID, d.EventID)
+		if err := b.Delete(key, nil); err != nil {
+			return fmt.Errorf("expire %s: %w", key, err)
+		}
+		due := nanos(d.Due)
+		key = appendDKey(key[:0], due, d.ConnectorID, d.EventID)
+		if err := b.Delete(key, nil); err != nil {
+			return fmt.Errorf("expire %s: %w", key, err)
+		}
+		key = appendXKey(key[:0], d.ConnectorID, expire, d.EventID)
+		val = binary.AppendVarint(appendRecord(val[:0], d, due), expire)
+		if err := b.Set(key, val, nil); err != nil {
+			return fmt.Errorf("expire %s: %w", key, err)
+		}
+	}
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return unavailable(err, "expire %d deliveries", len(ds))
+	}
+	return nil
+}
+
+// Drop deletes a connector's records with one range deletion, synced; Claim
+// removes their d entries when it meets them.
+func (db *DB) Drop(ctx context.Context, connectorID string) (int, error) {
+	if !validKeyPart(connectorID) {
+		return 0, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
+	}
+	db.qmu.Lock()
+	defer db.qmu.Unlock()
+	n, err := db.count(ctx, connectorPrefix(prefixQueue, connectorID))
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	if err := deleteQueue(b, connectorID, false); err != nil {
+		return 0, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, unavailable(err, "drop queue of %s", connectorID)
+	}
+	return n, nil
+}
+
+// deleteQueue adds to b the range deletion of a connector's queued records,
+// and of its dead letters too if deadLetters is set.
+func deleteQueue(b *pebble.Batch, connectorID string, deadLetters bool) error {
+	prefixes := []string{prefixQueue}
+	if deadLetters {
+		prefixes = append(prefixes, prefixDead)
+	}
+	for _, p := range prefixes {
+		start := connectorPrefix(p, connectorID)
+		if err := b.DeleteRange(start, prefixEnd(start), nil); err != nil {
+			return fmt.Errorf("delete %s: %w", start, err)
+		}
+	}
+	return nil
+}
+
+// Depth counts a connector's records.
+func (db *DB) Depth(ctx context.Context, connectorID string) (int, error) {
+	if !validKeyPart(connectorID) {
+		return 0, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
+	}
+	return db.count(ctx, connectorPrefix(prefixQueue, connectorID))
+}
+
+// count counts the keys that start with prefix.
+func (db *DB) count(ctx context.Context, prefix []byte) (int, error) {
+	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, unavailable(err, "count %s", prefix)
+	}
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, unavailable(err, "count %s", prefix)
+	}
+	return n, nil
+}
+
+// DeadLetters returns up to limit of a connector's dead letters, oldest expiry
+// first.
+func (db *DB) DeadLetters(ctx context.Context, connectorID string, limit int) ([]dcon.DeadLetter, error) {
+	if !validKeyPart(connectorID) {
+		return nil, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
+	}
+	prefix := connectorPrefix(prefixDead, connectorID)
+	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, unavailable(err, "read dead letters of %s", connectorID)
+	}
+	defer it.Close()
+	var out []dcon.DeadLetter
+	for valid := it.First(); valid && len(out) < limit; valid = it.Next() {
+		dl, err := decodeDeadLetter(it.Key(), it.Value(), connectorID)
+		if err != nil {
+			return nil, fmt.Errorf("read dead letters of %s: %w", connectorID, err)
+		}
+		out = append(out, dl)
+	}
+	if err := it.Error(); err != nil {
+		return nil, unavailable(err, "read dead letters of %s", connectorID)
+	}
+	return out, nil
+}
+
+// decodeDeadLetter decodes the dead letter at key q/x/<connectorID>/<expire>/<eventID>.
+func decodeDeadLetter(key, val []byte, connectorID string) (dcon.DeadLetter, error) {
+	var dl dcon.DeadLetter
+	head := len(prefixDead) + len(connectorID) + 1 + 8 + 1
+	if len(key) <= head || key[head-1] != '/' {
+		return dl, fmt.Errorf("dead letter key %q: %w", key, errCorrupt)
+	}
+	_, rest, err := decodeRecord(val, &dl.Delivery)
+	if err != nil {
+		return dl, fmt.Errorf("dead letter %q: %w", key, err)
+	}
+	expire, n := binary.Varint(rest)
+	if n <= 0 {
+		return dl, fmt.Errorf("dead letter %q: %w", key, errCorrupt)
+	}
+	dl.ConnectorID = connectorID
+	dl.EventID = string(key[head:])
+	dl.ExpireTime = fromNanos(expire)
+	return dl, nil
+}
