@@ -1,0 +1,167 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"dcon"
+)
+
+// Dropper removes a connector's queued deliveries; dcon.Queue implements it.
+type Dropper interface {
+	Drop(ctx context.Context, connectorID string) (int, error)
+}
+
+// Router is a dcon.ConnectorStore that keeps an in-memory index of every
+// connector next to the store it wraps, for routing and for the delivery engine.
+// Writes go to the store first and change the index only when the store took them.
+//
+// When a connector is deleted or leaves ACTIVE, the Router drops its queued
+// deliveries: a disabled connector receives nothing, and re-enabling it does not
+// backfill.
+//
+// Connectors handed out by the Router are shared and must not be modified.
+type Router struct {
+	store dcon.ConnectorStore
+	queue Dropper
+
+	writeMu sync.Mutex // serialises writes, so store and index change in the same order
+
+	mu       sync.RWMutex
+	byID     map[string]*dcon.Connector
+	projects map[string]map[string]*dcon.Connector // every connector, by project and id
+	active   map[string][]*dcon.Connector          // ACTIVE connectors by project; slices are replaced, never changed
+}
+
+var _ dcon.ConnectorStore = (*Router)(nil)
+
+// NewRouter loads every connector of store into a new Router.
+func NewRouter(ctx context.Context, store dcon.ConnectorStore, queue Dropper) (*Router, error) {
+	all, err := store.AllConnectors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load connectors: %w", err)
+	}
+	r := &Router{
+		store:    store,
+		queue:    queue,
+		byID:     make(map[string]*dcon.Connector, len(all)),
+		projects: make(map[string]map[string]*dcon.Connector),
+		active:   make(map[string][]*dcon.Connector),
+	}
+	for _, c := range all {
+		r.put(c)
+	}
+	return r, nil
+}
+
+// Active returns the project's ACTIVE connectors. The slice must not be modified.
+func (r *Router) Active(projectID string) []*dcon.Connector {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.active[projectID]
+}
+
+// Lookup returns the connector with the given id, as it is now.
+func (r *Router) Lookup(id string) (*dcon.Connector, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.byID[id]
+	return c, ok
+}
+
+// CreateConnector stores c and starts routing to it if it is active.
+func (r *Router) CreateConnector(ctx context.Context, c *dcon.Connector) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if err := r.store.CreateConnector(ctx, c); err != nil {
+		return err
+	}
+	r.put(c.Clone())
+	return nil
+}
+
+// UpdateConnector stores c. A connector leaving ACTIVE has its queue dropped.
+func (r *Router) UpdateConnector(ctx context.Context, c *dcon.Connector) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	old, _ := r.Lookup(c.ID)
+	if err := r.store.UpdateConnector(ctx, c); err != nil {
+		return err
+	}
+	r.put(c.Clone())
+	if old != nil && old.Status == dcon.StatusActive && c.Status != dcon.StatusActive {
+		if _, err := r.queue.Drop(ctx, c.ID); err != nil {
+			return fmt.Errorf("drop queue of disabled connector %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+// DeleteConnector removes the connector and its queue.
+func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if err := r.store.DeleteConnector(ctx, projectID, id); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	delete(r.byID, id)
+	delete(r.projects[projectID], id)
+	r.reindexLocked(projectID)
+	r.mu.Unlock()
+	if _, err := r.queue.Drop(ctx, id); err != nil {
+		return fmt.Errorf("drop queue of deleted connector %s: %w", id, err)
+	}
+	return nil
+}
+
+// Connector reads through to the store.
+func (r *Router) Connector(ctx context.Context, projectID, id string) (*dcon.Connector, error) {
+	return r.store.Connector(ctx, projectID, id)
+}
+
+// ListConnectors reads through to the store.
+func (r *Router) ListConnectors(ctx context.Context, projectID string, p dcon.Page) ([]*dcon.Connector, string, error) {
+	return r.store.ListConnectors(ctx, projectID, p)
+}
+
+// AllConnectors reads through to the store.
+func (r *Router) AllConnectors(ctx context.Context) ([]*dcon.Connector, error) {
+	return r.store.AllConnectors(ctx)
+}
+
+func (r *Router) put(c *dcon.Connector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[c.ID] = c
+	p := r.projects[c.ProjectID]
+	if p == nil {
+		p = make(map[string]*dcon.Connector)
+		r.projects[c.ProjectID] = p
+	}
+	p[c.ID] = c
+	r.reindexLocked(c.ProjectID)
+}
+
+// reindexLocked rebuilds one project's slice of active connectors. Its cost is
+// the project's number of connectors, paid on writes only; routing never copies.
+func (r *Router) reindexLocked(projectID string) {
+	var active []*dcon.Connector
+	for _, c := range r.projects[projectID] {
+		if c.Status == dcon.StatusActive {
+			active = append(active, c)
+		}
+	}
+	if len(r.projects[projectID]) == 0 {
+		delete(r.projects, projectID)
+	}
+	if len(active) == 0 {
+		delete(r.active, projectID)
+		return
+	}
+	slices.SortFunc(active, func(a, b *dcon.Connector) int { return strings.Compare(a.ID, b.ID) })
+	r.active[projectID] = active
+}
