@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"dcon"
+	"dcon/internal/delivery"
+	"dcon/internal/httpapi"
+	"dcon/internal/ingest"
+	"dcon/internal/pebble"
+	"dcon/internal/webhook"
+)
+
+// serveConfig is everything `dcon serve` can be told.
+type serveConfig struct {
+	Addr         string        // where the API listens; loopback only until authentication exists
+	Data         string        // the data directory
+	Dev          bool          // development mode: http:// endpoints allowed
+	CAFile       string        // extra CA certificates trusted for endpoints
+	RetryInitial time.Duration // average first retry delay
+	RetryMax     time.Duration // retry delay ceiling
+	Timeout      time.Duration // one attempt, whole exchange
+	DrainTimeout time.Duration // how long shutdown waits for attempts under way
+	LogLevel     slog.Level
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := serveConfig{}
+	fs := newFlagSet("serve", "Run the Data Connector service on its embedded store.", stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`host:port` the API listens on (a loopback address until authentication exists)")
+	fs.StringVar(&cfg.Data, "data", "./dcon-data", "data `directory`: queue, connectors, devices")
+	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// connector URLs")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM `file` of extra CA certificates trusted for endpoints, beside the system roots")
+	fs.DurationVar(&cfg.RetryInitial, "retry-initial", delivery.DefaultBackoff.Initial, "average delay before the first retry")
+	fs.DurationVar(&cfg.RetryMax, "retry-max", delivery.DefaultBackoff.Max, "largest delay between retries")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "time limit of one delivery attempt, whole exchange")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long to wait for attempts under way")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkLoopback(cfg.Addr); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	n, err := openNode(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = n.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           n.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Dev {
+		log.Warn("DEVELOPMENT MODE: http:// connector URLs are allowed; do not use in production")
+	}
+	fmt.Fprintf(stdout, "dcon %s listening on http://%s (data in %s)\n", version, ln.Addr(), cfg.Data)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		log.Info("shutting down: finishing requests and attempts under way", "deadline", cfg.DrainTimeout)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if shutErr := srv.Shutdown(stopCtx); shutErr != nil {
+		log.Warn("stop the API", "err", shutErr)
+	}
+	if closeErr := n.Close(stopCtx); closeErr != nil {
+		log.Warn("stop", "err", closeErr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// checkLoopback refuses to listen beyond this machine while the API has no
+// authentication.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: --addr %q: the API has no authentication yet, so it listens on a loopback address only (for example 127.0.0.1:8080)", errUsage, addr)
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// node is one running dcon: its store, routing, ingest, delivery engine and API.
+type node struct {
+	db     *pebble.DB
+	sender *webhook.Client
+	engine *delivery.Engine
+	api    http.Handler
+}
+
+// openNode opens the store, recovers deliveries left in flight and starts the
+// delivery engine. The API handler is ready when it returns.
+func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, error) {
+	roots, err := webhook.LoadRootCAs(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open the store in %s: %w", cfg.Data, err)
+	}
+	n := &node{db: db}
+	if err := n.wire(ctx, cfg, roots, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, log *slog.Logger) error {
+	var err error
+	n.sender, err = webhook.New(webhook.Config{
+		Timeout:   cfg.Timeout,
+		RootCAs:   roots,
+		UserAgent: "dcon/" + version,
+	})
+	if err != nil {
+		return err
+	}
+	router, err := ingest.NewRouter(ctx, n.db, n.db)
+	if err != nil {
+		return err
+	}
+	lease := cfg.Timeout*2 + 30*time.Second
+	n.engine, err = delivery.New(delivery.Config{
+		Queue:      n.db,
+		Connectors: router,
+		Sender:     n.sender,
+		Backoff:    delivery.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
+		Logger:     log.With("component", "delivery"),
+		Lease:      lease,
+	})
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(ingest.Config{
+		Devices:  n.db,
+		Router:   router,
+		Queue:    n.db,
+		Dispatch: n.engine,
+		Lease:    lease,
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.engine.Start(ctx); err != nil {
+		return err
+	}
+	n.api = (&httpapi.Server{
+		Connectors: router,
+		Devices:    n.db,
+		Ingest:     in,
+		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
+		Logger:     log.With("component", "api"),
+	}).Handler()
+	return nil
+}
+
+// Handler serves the /v2 API.
+func (n *node) Handler() http.Handler { return n.api }
+
+// Close stops the delivery engine, waiting for attempts under way until ctx
+// is done, and closes the store.
+func (n *node) Close(ctx context.Context) error {
+	var errs []error
+	if n.engine != nil {
+		errs = append(errs, n.engine.Stop(ctx))
+	}
+	if n.sender != nil {
+		n.sender.Close()
+	}
+	errs = append(errs, n.db.Close())
+	return errors.Join(errs...)
+}
