@@ -75,8 +75,6 @@ type connectorResource struct {
 	} `json:"httpConfig"`
 }
 
-func (c connectorResource) id() string { return c.Name[strings.LastIndexByte(c.Name, '/')+1:] }
-
 type deviceResource struct {
 	Name          string            `json:"name"`
 	Type          string            `json:"type"`

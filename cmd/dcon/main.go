@@ -30,8 +30,13 @@ const (
 	exitUsage = 2 // the command line was wrong
 )
 
-// errUsage marks an error in the command line; the message says what to do.
-var errUsage = errors.New("usage")
+// usageError is an error in the command line; its message says what to do.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a usageError.
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 type command struct {
 	name    string
@@ -70,10 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue *usageError
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return exitOK
-		case errors.Is(err, errUsage):
+		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "dcon %s: %v\nRun 'dcon %s --help' for usage.\n", c.name, err, c.name)
 			return exitUsage
 		default:
@@ -102,11 +108,14 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: dcon %s [flags]\n\n%s\n\nFlags (each also as the environment variable shown):\n", name, synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" && f.DefValue != "false" {
-				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			arg, usage := flag.UnquoteUsage(f)
+			if arg != "" {
+				arg = " " + arg
 			}
-			fmt.Fprintf(stderr, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+			if f.DefValue != "" && f.DefValue != "false" {
+				usage += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(stderr, "  --%s%s  [%s]\n      %s\n", f.Name, arg, envName(f.Name), usage)
 		})
 	}
 	return fs
@@ -118,7 +127,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, err)
+				envErr = usagef("%s=%q: %v", envName(f.Name), v, err)
 			}
 		}
 	})
@@ -129,10 +138,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	select {
 	case err = <-served:
 	case <-ctx.Done():
-		log.Info("shutting down: finishing requests and attempts under way", "deadline", cfg.DrainTimeout)
+		log.Info("shutting down: finishing requests and attempts under way", "deadline", cfg.DrainTimeout.String())
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
@@ -101,7 +101,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
+		return usagef("--addr %q: %v", addr, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -109,7 +109,7 @@ func checkLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("%w: --addr %q: the API has no authentication yet, so it listens on a loopback address only (for example 127.0.0.1:8080)", errUsage, addr)
+	return usagef("--addr %q: the API has no authentication yet, so it listens on a loopback address only (for example 127.0.0.1:8080)", addr)
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
