@@ -19,6 +19,7 @@ type received struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+	Status int // what the receiver answered
 }
 
 // testReceiver is a real TLS endpoint that records what it receives and answers
@@ -40,16 +41,14 @@ func newTestReceiver(t *testing.T) *testReceiver {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		got := received{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+		got := received{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Status: http.StatusOK}
 		rc.mu.Lock()
-		rc.got = append(rc.got, got)
-		answer := rc.answer
-		rc.mu.Unlock()
-		status := http.StatusOK
-		if answer != nil {
-			status = answer(got)
+		if rc.answer != nil {
+			got.Status = rc.answer(got)
 		}
-		w.WriteHeader(status)
+		rc.got = append(rc.got, got)
+		rc.mu.Unlock()
+		w.WriteHeader(got.Status)
 		select {
 		case rc.notify <- struct{}{}:
 		default:
