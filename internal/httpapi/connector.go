@@ -252,26 +252,7 @@ func noVerb(verb string) error {
 }
 
 func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
-	p, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	page, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	cs, next, err := a.connectors.ListConnectors(r.Context(), p, page)
-	if err != nil {
-		return err
-	}
-	list := struct {
-		DataConnectors []connectorResource `json:"dataConnectors"`
-		NextPageToken  string              `json:"nextPageToken"`
-	}{DataConnectors: make([]connectorResource, 0, len(cs)), NextPageToken: next}
-	for _, c := range cs {
-		list.DataConnectors = append(list.DataConnectors, newConnectorResource(c))
-	}
-	return a.respond(w, http.StatusOK, list)
+	return listPage(a, w, r, "dataConnectors", a.connectors.ListConnectors, newConnectorResource)
 }
 
 func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {

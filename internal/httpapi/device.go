@@ -98,26 +98,7 @@ func (a *api) deviceVerb(w http.ResponseWriter, r *http.Request, verb string) (h
 }
 
 func (a *api) listDevices(w http.ResponseWriter, r *http.Request) error {
-	p, err := projectID(r)
-	if err != nil {
-		return err
-	}
-	page, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	ds, next, err := a.devices.ListDevices(r.Context(), p, page)
-	if err != nil {
-		return err
-	}
-	list := struct {
-		Devices       []deviceResource `json:"devices"`
-		NextPageToken string           `json:"nextPageToken"`
-	}{Devices: make([]deviceResource, 0, len(ds)), NextPageToken: next}
-	for _, d := range ds {
-		list.Devices = append(list.Devices, newDeviceResource(d))
-	}
-	return a.respond(w, http.StatusOK, list)
+	return listPage(a, w, r, "devices", a.devices.ListDevices, newDeviceResource)
 }
 
 func (a *api) createDevice(w http.ResponseWriter, r *http.Request) error {

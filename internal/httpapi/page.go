@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -26,4 +27,28 @@ func pageOf(r *http.Request) (dcon.Page, error) {
 		}
 	}
 	return p, nil
+}
+
+// listPage answers one page of a project's resources: the items under key,
+// converted to their resource shape, and "nextPageToken" ("" on the last page).
+func listPage[T, R any](a *api, w http.ResponseWriter, r *http.Request, key string,
+	list func(ctx context.Context, projectID string, p dcon.Page) ([]T, string, error), resource func(T) R) error {
+	p, err := projectID(r)
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := list(r.Context(), p, page)
+	if err != nil {
+		return err
+	}
+	out := make([]R, 0, len(items))
+	for _, it := range items {
+		out = append(out, resource(it))
+	}
+	// encoding/json writes map keys sorted: the list key comes before "nextPageToken".
+	return a.respond(w, http.StatusOK, map[string]any{key: out, "nextPageToken": next})
 }
