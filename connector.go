@@ -37,11 +37,13 @@ type Connector struct {
 	DisplayName string          `json:"displayName"`
 	Type        ConnectorType   `json:"type"`
 	Status      ConnectorStatus `json:"status"`
-	Events      []EventType     `json:"events"` // empty: every event type
-	Labels      []string        `json:"labels"` // device label keys copied into each body
-	HTTP        HTTPConfig      `json:"httpConfig"`
-	CreateTime  time.Time       `json:"createTime"`
-	UpdateTime  time.Time       `json:"updateTime"`
+	// StatusReason says why dcon set the status (SYSTEM_DISABLED); "" otherwise.
+	StatusReason string      `json:"statusReason,omitempty"`
+	Events       []EventType `json:"events"` // empty: every event type
+	Labels       []string    `json:"labels"` // device label keys copied into each body
+	HTTP         HTTPConfig  `json:"httpConfig"`
+	CreateTime   time.Time   `json:"createTime"`
+	UpdateTime   time.Time   `json:"updateTime"`
 }
 
 // Name is the connector's resource name, "projects/{p}/dataconnectors/{d}".

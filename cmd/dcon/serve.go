@@ -194,9 +194,12 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err := n.engine.Start(ctx); err != nil {
 		return err
 	}
+	// TEMPORARY during development: projects are enabled once the store has them.
+	projects, _ := any(n.db).(dcon.ProjectStore)
 	n.api = (&httpapi.Server{
 		Connectors: router,
 		Devices:    n.db,
+		Projects:   projects,
 		Ingest:     in,
 		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
 		Logger:     log.With("component", "api"),

@@ -24,12 +24,19 @@ type Connectors interface {
 	Lookup(id string) (*dcon.Connector, bool)
 }
 
+// Observer learns the outcome of every attempt; internal/stats implements it
+// for :metrics and auto-disable. It must be quick and must not block.
+type Observer interface {
+	Observe(connectorID string, ok bool, latency time.Duration, at time.Time)
+}
+
 // Config configures an Engine. Queue, Connectors and Sender are required.
 type Config struct {
 	Queue      dcon.Queue
 	Connectors Connectors
 	Sender     Sender
 	Backoff    Backoff      // default DefaultBackoff
+	Observer   Observer     // default: none
 	Logger     *slog.Logger // default: discard
 	// Now is the clock; default time.Now. Backoff, expiry and leases read it.
 	Now func() time.Time
@@ -231,13 +238,13 @@ func (e *Engine) recoverLeases(ctx context.Context) error {
 // handle expires or launches claimed deliveries. What finds no room keeps its
 // lease and is claimed again when the lease ends.
 func (e *Engine) handle(ctx context.Context, ds []dcon.Delivery, now time.Time) {
+	full := false
 	for i := range ds {
-		if ds[i].Expired(now) {
+		switch {
+		case ds[i].Expired(now):
 			e.expire(ctx, ds[i], now)
-			continue
-		}
-		if !e.launch(ds[i]) {
-			return
+		case !full:
+			full = !e.launch(ds[i])
 		}
 	}
 }
@@ -277,6 +284,9 @@ func (e *Engine) attempt(d dcon.Delivery) {
 		return // cancelled by Stop: the lease brings it back after a restart
 	}
 	d.Attempts++
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.Observe(d.ConnectorID, res.Err == nil, res.Duration, e.cfg.Now())
+	}
 	if res.Err == nil {
 		e.ack(store, d)
 		return

@@ -18,11 +18,13 @@ type connectorResource struct {
 	DisplayName string               `json:"displayName"`
 	Type        dcon.ConnectorType   `json:"type"`
 	Status      dcon.ConnectorStatus `json:"status"`
-	Events      []dcon.EventType     `json:"events"`
-	Labels      []string             `json:"labels"`
-	HTTPConfig  httpConfigResource   `json:"httpConfig"`
-	CreateTime  string               `json:"createTime"`
-	UpdateTime  string               `json:"updateTime"`
+	// StatusReason (additive) says why dcon disabled the connector.
+	StatusReason string             `json:"statusReason,omitempty"`
+	Events       []dcon.EventType   `json:"events"`
+	Labels       []string           `json:"labels"`
+	HTTPConfig   httpConfigResource `json:"httpConfig"`
+	CreateTime   string             `json:"createTime"`
+	UpdateTime   string             `json:"updateTime"`
 }
 
 type httpConfigResource struct {
@@ -33,12 +35,13 @@ type httpConfigResource struct {
 
 func newConnectorResource(c *dcon.Connector) connectorResource {
 	r := connectorResource{
-		Name:        c.Name(),
-		DisplayName: c.DisplayName,
-		Type:        c.Type,
-		Status:      c.Status,
-		Events:      c.Events,
-		Labels:      c.Labels,
+		Name:         c.Name(),
+		DisplayName:  c.DisplayName,
+		Type:         c.Type,
+		Status:       c.Status,
+		StatusReason: c.StatusReason,
+		Events:       c.Events,
+		Labels:       c.Labels,
 		HTTPConfig: httpConfigResource{
 			URL:             c.HTTP.URL,
 			SignatureSecret: c.HTTP.SignatureSecret,
@@ -222,10 +225,9 @@ func (a *api) validate(c *dcon.Connector) error {
 
 // connectorIDs reads and checks the project and connector ids of the path. An
 // id that cannot exist is not found. verb is the custom method, if any.
-func connectorIDs(r *http.Request) (projectID, id, verb string, err error) {
-	projectID = r.PathValue("p")
-	if !dcon.ValidProjectID(projectID) {
-		return "", "", "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", projectID)
+func (a *api) connectorIDs(r *http.Request) (projectID, id, verb string, err error) {
+	if projectID, err = a.projectID(r); err != nil {
+		return "", "", "", err
 	}
 	id, verb = splitVerb(r.PathValue("d"))
 	if !dcon.ValidID(id) {
@@ -234,11 +236,17 @@ func connectorIDs(r *http.Request) (projectID, id, verb string, err error) {
 	return projectID, id, verb, nil
 }
 
-// projectID reads and checks the project id of the path.
-func projectID(r *http.Request) (string, error) {
+// projectID reads the project id of the path and checks that the project
+// exists (when the server has a project store).
+func (a *api) projectID(r *http.Request) (string, error) {
 	p := r.PathValue("p")
 	if !dcon.ValidProjectID(p) {
 		return "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", p)
+	}
+	if a.projects != nil {
+		if _, err := a.projects.Project(r.Context(), p); err != nil {
+			return "", err
+		}
 	}
 	return p, nil
 }
@@ -256,7 +264,7 @@ func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
-	p, err := projectID(r)
+	p, err := a.projectID(r)
 	if err != nil {
 		return err
 	}
@@ -291,9 +299,12 @@ func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := connectorIDs(r)
+	p, id, verb, err := a.connectorIDs(r)
 	if err != nil {
 		return err
+	}
+	if verb == "metrics" {
+		return a.connectorMetrics(w, r, p, id)
 	}
 	if err := noVerb(verb); err != nil {
 		return err
@@ -306,7 +317,7 @@ func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := connectorIDs(r)
+	p, id, verb, err := a.connectorIDs(r)
 	if err != nil {
 		return err
 	}
@@ -343,7 +354,7 @@ func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := connectorIDs(r)
+	p, id, verb, err := a.connectorIDs(r)
 	if err != nil {
 		return err
 	}

@@ -71,10 +71,9 @@ func validateLabels(labels map[string]string) error {
 
 // deviceIDs reads and checks the project and device ids of the path. An id that
 // cannot exist is not found. verb is the custom method, if any.
-func deviceIDs(r *http.Request) (projectID, id, verb string, err error) {
-	projectID = r.PathValue("p")
-	if !dcon.ValidProjectID(projectID) {
-		return "", "", "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", projectID)
+func (a *api) deviceIDs(r *http.Request) (projectID, id, verb string, err error) {
+	if projectID, err = a.projectID(r); err != nil {
+		return "", "", "", err
 	}
 	id, verb = splitVerb(r.PathValue("d"))
 	if !dcon.ValidDeviceID(id) {
@@ -102,7 +101,7 @@ func (a *api) listDevices(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) createDevice(w http.ResponseWriter, r *http.Request) error {
-	p, err := projectID(r)
+	p, err := a.projectID(r)
 	if err != nil {
 		return err
 	}
@@ -144,7 +143,7 @@ func (a *api) createDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := deviceIDs(r)
+	p, id, verb, err := a.deviceIDs(r)
 	if err != nil {
 		return err
 	}
@@ -162,7 +161,7 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) error {
 // ingest, which publishes the labelsChanged event. Emulated devices keep their
 // virtual-sensor label.
 func (a *api) patchDevice(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := deviceIDs(r)
+	p, id, verb, err := a.deviceIDs(r)
 	if err != nil {
 		return err
 	}
@@ -200,7 +199,7 @@ func (a *api) patchDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := deviceIDs(r)
+	p, id, verb, err := a.deviceIDs(r)
 	if err != nil {
 		return err
 	}
@@ -216,7 +215,7 @@ func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 
 // postDevice serves the custom methods of a device: only :publish.
 func (a *api) postDevice(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := deviceIDs(r)
+	p, id, verb, err := a.deviceIDs(r)
 	if err != nil {
 		return err
 	}

@@ -351,3 +351,12 @@ func (f *fakeIngester) labelCalls() []map[string]string {
 	defer f.mu.Unlock()
 	return slices.Clone(f.labels)
 }
+
+// PublishBatch and Sync: STUB, being written by the sync engineer.
+func (f *fakeIngester) PublishBatch(ctx context.Context, projectID string, reqs []dcon.PublishRequest) []dcon.PublishResult {
+	return nil
+}
+
+func (f *fakeIngester) Sync(ctx context.Context, projectID, connectorID string) (int, error) {
+	return 0, nil
+}

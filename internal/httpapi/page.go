@@ -33,7 +33,7 @@ func pageOf(r *http.Request) (dcon.Page, error) {
 // converted to their resource shape, and "nextPageToken" ("" on the last page).
 func listPage[T, R any](a *api, w http.ResponseWriter, r *http.Request, key string,
 	list func(ctx context.Context, projectID string, p dcon.Page) ([]T, string, error), resource func(T) R) error {
-	p, err := projectID(r)
+	p, err := a.projectID(r)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,20 @@ type Ingester interface {
 	Publish(ctx context.Context, projectID, deviceID string, t dcon.EventType, data json.RawMessage) (*dcon.Event, error)
 	// SetDeviceLabels replaces a device's labels and publishes a labelsChanged event.
 	SetDeviceLabels(ctx context.Context, projectID, deviceID string, labels map[string]string) (*dcon.Device, error)
+	// PublishBatch publishes many events of a project, each validated on its
+	// own; the result of each is in the same position. A result's event is
+	// durable for every connector.
+	PublishBatch(ctx context.Context, projectID string, reqs []dcon.PublishRequest) []dcon.PublishResult
+	// Sync re-sends, through one connector only, the latest event of each type
+	// of every device of the project, with their original event ids, and
+	// returns how many it enqueued.
+	Sync(ctx context.Context, projectID, connectorID string) (int, error)
+}
+
+// MetricsReader tells a connector's delivery figures over the last three
+// hours; internal/stats implements it.
+type MetricsReader interface {
+	ConnectorMetrics(ctx context.Context, connectorID string) (dcon.ConnectorMetrics, error)
 }
 
 // DefaultMaxBodyBytes is the default limit of a request body: 1 MiB.
@@ -37,6 +51,11 @@ type Server struct {
 	Devices dcon.DeviceStore
 	// Ingest publishes events and device label changes.
 	Ingest Ingester
+	// Projects keeps projects. When set, every path under /v2/projects/{p}
+	// answers 404 unless the project exists. Default: nil (any valid id).
+	Projects dcon.ProjectStore
+	// Metrics answers :metrics. Default: nil (:metrics answers zeros).
+	Metrics MetricsReader
 	// Rules are the server-wide rules every connector is validated against.
 	// Default: the zero value (https:// URLs only).
 	Rules dcon.ConnectorRules
@@ -55,6 +74,8 @@ type api struct {
 	connectors dcon.ConnectorStore
 	devices    dcon.DeviceStore
 	ingest     Ingester
+	projects   dcon.ProjectStore
+	metrics    MetricsReader
 	rules      dcon.ConnectorRules
 	log        *slog.Logger
 	now        func() time.Time
@@ -68,6 +89,8 @@ func (s *Server) Handler() http.Handler {
 		connectors: s.Connectors,
 		devices:    s.Devices,
 		ingest:     s.Ingest,
+		projects:   s.Projects,
+		metrics:    s.Metrics,
 		rules:      s.Rules,
 		log:        s.Logger,
 		now:        s.Now,
@@ -88,12 +111,19 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (a *api) routes() {
+	a.handle("GET /v2/projects", a.listProjects)
+	a.handle("POST /v2/projects", a.createProject)
+	a.handle("GET /v2/projects/{p}", a.getProject)
+	a.handle("PATCH /v2/projects/{p}", a.patchProject)
+	a.handle("DELETE /v2/projects/{p}", a.deleteProject)
+
 	const connectors = "/v2/projects/{p}/dataconnectors"
 	a.handle("GET "+connectors, a.listConnectors)
 	a.handle("POST "+connectors, a.createConnector)
 	a.handle("GET "+connectors+"/{d}", a.getConnector)
 	a.handle("PATCH "+connectors+"/{d}", a.patchConnector)
 	a.handle("DELETE "+connectors+"/{d}", a.deleteConnector)
+	a.handle("POST "+connectors+"/{d}", a.postConnector) // {d}:sync
 
 	const devices = "/v2/projects/{p}/devices"
 	a.handle("GET "+devices, a.listDevices)
@@ -102,6 +132,7 @@ func (a *api) routes() {
 	a.handle("PATCH "+devices+"/{d}", a.patchDevice)
 	a.handle("DELETE "+devices+"/{d}", a.deleteDevice)
 	a.handle("POST "+devices+"/{d}", a.postDevice) // {d}:publish
+	a.handle("POST "+devices+":batchPublish", a.batchPublish)
 }
 
 // handle registers a handler that answers its error, if any, with writeError.

@@ -41,7 +41,10 @@
 //
 // Claim, Drop and DeleteConnector read, then write: they hold the queue lock
 // exclusively, while Enqueue, Ack, Retry and Expire share it, so an Ack cannot
-// be undone by a concurrent Claim rewriting the record.
+// be undone by a concurrent Claim rewriting the record. Retry also reads, then
+// writes: it holds its delivery's striped key lock from the read to the
+// commit, and Ack and Expire hold their deliveries' key locks around their
+// commits, so an Ack or Expire cannot be undone by a concurrent Retry either.
 //
 // # Configuration
 //
@@ -110,6 +113,9 @@ type DB struct {
 	// lw is where Claim starts walking the due index. Writers lower it while
 	// holding qmu shared; Claim sets it while holding qmu exclusively.
 	lw lowWater
+	// kl makes Retry's read and write atomic with Ack and Expire of the same
+	// delivery; taken after qmu.
+	kl keyLocks
 
 	// cmu serializes configuration writes, whose existence checks read first.
 	cmu sync.Mutex

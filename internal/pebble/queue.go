@@ -55,6 +55,45 @@ func (w *lowWater) set(due int64, key []byte) {
 	w.due, w.key = due, key
 }
 
+// keyLocks are striped locks on deliveries' keys. Retry holds the one of its
+// delivery from its read to its commit, and Ack and Expire hold theirs around
+// their commits, so that a Retry cannot rewrite a record that an Ack or Expire
+// deleted after the Retry read it. They are taken after qmu.
+type keyLocks [256]sync.Mutex
+
+// lock locks the stripes of ds, in ascending order, and returns the function
+// that unlocks them.
+func (l *keyLocks) lock(ds []dcon.Delivery) (unlock func()) {
+	var set [len(l) / 64]uint64
+	for i := range ds {
+		s := stripe(ds[i].ConnectorID, ds[i].EventID)
+		set[s/64] |= 1 << (s % 64)
+	}
+	for s := range len(l) {
+		if set[s/64]&(1<<(s%64)) != 0 {
+			l[s].Lock()
+		}
+	}
+	return func() {
+		for s := range len(l) {
+			if set[s/64]&(1<<(s%64)) != 0 {
+				l[s].Unlock()
+			}
+		}
+	}
+}
+
+// stripe returns the key lock of a delivery: FNV-1a of its ids, folded to a byte.
+func stripe(connectorID, eventID string) int {
+	h := uint32(2166136261)
+	for _, s := range [...]string{connectorID, "/", eventID} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * 16777619
+		}
+	}
+	return int(byte(h ^ h>>8 ^ h>>16 ^ h>>24))
+}
+
 // checkIDs returns an EINVALID error if d's ids cannot be keys.
 func checkIDs(d *dcon.Delivery) error {
 	if !validKeyPart(d.ConnectorID) || !validKeyPart(d.EventID) {
@@ -173,9 +212,6 @@ func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64,
 		if !live {
 			continue
 		}
-		if err := setRecord(b, mKey, &d, leaseN); err != nil {
-			return nil, 0, nil, err
-		}
 		d.Due = fromNanos(leaseN)
 		out = append(out, d)
 		if len(out) == limit {
@@ -185,6 +221,15 @@ func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64,
 	}
 	if err := it.Error(); err != nil {
 		return nil, 0, nil, unavailable(err, "claim")
+	}
+	// The leases are written after every deletion: a lease at or before now
+	// may land on the key of a stale entry of the same delivery that the walk
+	// deletes after taking the live one.
+	for i := range out {
+		mKey = appendMKey(mKey[:0], out[i].ConnectorID, out[i].EventID)
+		if err := setRecord(b, mKey, &out[i], leaseN); err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	return out, mark, markKey, nil
 }
@@ -255,6 +300,7 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	}
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
+	defer db.kl.lock(ds)()
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return unavailable(err, "ack %d deliveries", len(ds))
 	}
@@ -271,6 +317,9 @@ func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	mKey := appendMKey(nil, d.ConnectorID, d.EventID)
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
+	// Hold d's key lock from the read to the commit, so that an Ack or Expire
+	// of d cannot commit in between and be undone by the rewrite.
+	defer db.kl.lock([]dcon.Delivery{d})()
 	v, closer, err := db.db.Get(mKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
@@ -334,6 +383,7 @@ func (db *DB) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) erro
 	}
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
+	defer db.kl.lock(ds)()
 	if err := b.Commit(pebble.Sync); err != nil {
 		return unavailable(err, "expire %d deliveries", len(ds))
 	}

@@ -67,6 +67,8 @@ func Run(t *testing.T, h Harness) {
 		{"RetryInThePastIsClaimable", testRetryInThePast},
 		{"EnqueueBehindLastClaimIsClaimable", testEnqueueBehindLastClaim},
 		{"LeaseBeforeNowIsClaimable", testLeaseBeforeNow},
+		{"LeaseAtReplacedDueIsClaimable", testLeaseAtReplacedDue},
+		{"RetryRacingAckStaysAcked", testRetryRacingAck},
 		{"ExpireMovesToDeadLetters", testExpire},
 		{"DeadLettersOldestFirst", testDeadLettersOrder},
 		{"EnqueueReplaces", testReplace},
@@ -435,6 +437,55 @@ func testLeaseBeforeNow(t *testing.T, h Harness) {
 	checkIDs(t, "Claim(1)", claim(t, q, now, base.Add(-time.Hour), 1), id('e', 1))
 	checkIDs(t, "second Claim", claim(t, q, now, base.Add(-time.Hour), 10), id('e', 1), id('e', 2))
 	checkIDs(t, "third Claim", claim(t, q, now, far, 10), id('e', 1), id('e', 2))
+}
+
+func testLeaseAtReplacedDue(t *testing.T, h Harness) {
+	// A lease may end at the Due of a copy that was replaced, and before the
+	// claim's now: the delivery is then due again at once, and stays queued.
+	q := h.Open(t)
+	c := connector(1)
+	lease := base.Add(2 * time.Hour)
+	enqueue(t, q, delivery(c, 1, lease))
+	enqueue(t, q, delivery(c, 1, base)) // replaces the copy due at lease
+	now := base.Add(3 * time.Hour)
+	checkIDs(t, "Claim leasing until the replaced Due", claim(t, q, now, lease, 10), id('e', 1))
+	checkIDs(t, "Claim after that lease ended", claim(t, q, now, far, 10), id('e', 1))
+	if n := depth(t, q, c); n != 1 {
+		t.Errorf("Depth: %d, want 1", n)
+	}
+}
+
+func testRetryRacingAck(t *testing.T, h Harness) {
+	// An Ack and a Retry of the same delivery may race (an attempt that outlived
+	// its lease and the attempt of the next holder): whichever comes first, the
+	// delivery ends acked — a Retry never brings back an acked delivery.
+	q := h.Open(t)
+	c := connector(1)
+	const n = 300
+	for i := range n {
+		d := delivery(c, i, base)
+		enqueue(t, q, d)
+		retried := d
+		retried.Attempts, retried.LastError = 1, "timeout"
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := q.Retry(t.Context(), retried, base.Add(time.Second)); err != nil {
+				t.Errorf("Retry: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := q.Ack(t.Context(), []dcon.Delivery{d}); err != nil {
+				t.Errorf("Ack: %v", err)
+			}
+		}()
+		wg.Wait()
+		if got := depth(t, q, c); got != 0 {
+			t.Fatalf("race %d: Depth after an Ack raced a Retry: %d, want 0", i, got)
+		}
+	}
 }
 
 func testExpire(t *testing.T, h Harness) {

@@ -1,0 +1,35 @@
+package dcon
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultOrganization owns the projects made without naming an organization,
+// until organizations become resources of their own.
+const DefaultOrganization = "default"
+
+// Project groups devices and data connectors; everything else lives under one.
+type Project struct {
+	ID           string    `json:"id"`
+	DisplayName  string    `json:"displayName"`
+	Organization string    `json:"organization"` // the organization's id
+	CreateTime   time.Time `json:"createTime"`
+	UpdateTime   time.Time `json:"updateTime"`
+}
+
+// Name is the project's resource name, "projects/{p}".
+func (p *Project) Name() string { return "projects/" + p.ID }
+
+// ProjectStore keeps projects. Errors carry ENOTFOUND for a missing project,
+// ECONFLICT for an existing one, and ECONFLICT when deleting a project that
+// still has connectors or devices.
+type ProjectStore interface {
+	CreateProject(ctx context.Context, p *Project) error
+	Project(ctx context.Context, id string) (*Project, error)
+	// ListProjects returns projects ordered by id, and the token of the next
+	// page ("" on the last).
+	ListProjects(ctx context.Context, p Page) ([]*Project, string, error)
+	UpdateProject(ctx context.Context, p *Project) error
+	DeleteProject(ctx context.Context, id string) error
+}
