@@ -262,6 +262,7 @@ func TestListConnectors(t *testing.T) {
 	}{
 		{"default size", "", []int{100, 100, 51}},
 		{"size 60", "page_size=60", []int{60, 60, 60, 60, 11}},
+		{"camelCase size, as the Python client sends", "pageSize=70", []int{70, 70, 70, 41}},
 		{"size clamped", "page_size=1000", []int{100, 100, 51}},
 		{"size 0 is default", "page_size=0", []int{100, 100, 51}},
 	}

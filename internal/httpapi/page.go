@@ -8,8 +8,9 @@ import (
 	"dcon"
 )
 
-// pageOf reads a list request's page_size and page_token (or pageToken).
-// page_size is 1 to dcon.MaxPageSize; 0 or none means the default,
+// pageOf reads a list request's page_size and page_token, or their camelCase
+// forms pageSize and pageToken, which the original product's Python client
+// sends. The size is 1 to dcon.MaxPageSize; 0 or none means the default,
 // dcon.MaxPageSize, and larger sizes are clamped to it.
 func pageOf(r *http.Request) (dcon.Page, error) {
 	q := r.URL.Query()
@@ -17,7 +18,11 @@ func pageOf(r *http.Request) (dcon.Page, error) {
 	if p.Token == "" {
 		p.Token = q.Get("pageToken")
 	}
-	if s := q.Get("page_size"); s != "" {
+	s := q.Get("page_size")
+	if s == "" {
+		s = q.Get("pageSize")
+	}
+	if s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return dcon.Page{}, dcon.Errorf(dcon.EINVALID, "page_size %q is not a number from 1 to %d", s, dcon.MaxPageSize)
