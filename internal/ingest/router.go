@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type Dropper interface {
 type Router struct {
 	store dcon.ConnectorStore
 	queue Dropper
+	log   *slog.Logger
 
 	writeMu sync.Mutex // serialises writes, so store and index change in the same order
 
@@ -47,6 +49,7 @@ func NewRouter(ctx context.Context, store dcon.ConnectorStore, queue Dropper) (*
 	r := &Router{
 		store:    store,
 		queue:    queue,
+		log:      slog.New(slog.DiscardHandler),
 		byID:     make(map[string]*dcon.Connector, len(all)),
 		projects: make(map[string]map[string]*dcon.Connector),
 		active:   make(map[string][]*dcon.Connector),
@@ -55,6 +58,12 @@ func NewRouter(ctx context.Context, store dcon.ConnectorStore, queue Dropper) (*
 		r.put(c)
 	}
 	return r, nil
+}
+
+// WithLogger makes the Router log the queues it drops to l, and returns it.
+func (r *Router) WithLogger(l *slog.Logger) *Router {
+	r.log = l
+	return r
 }
 
 // Active returns the project's ACTIVE connectors. The slice must not be modified.
@@ -93,9 +102,12 @@ func (r *Router) UpdateConnector(ctx context.Context, c *dcon.Connector) error {
 	}
 	r.put(c.Clone())
 	if old != nil && old.Status == dcon.StatusActive && c.Status != dcon.StatusActive {
-		if _, err := r.queue.Drop(ctx, c.ID); err != nil {
+		n, err := r.queue.Drop(ctx, c.ID)
+		if err != nil {
 			return fmt.Errorf("drop queue of disabled connector %s: %w", c.ID, err)
 		}
+		r.log.Info("connector disabled; its queued deliveries were dropped",
+			"connector", c.ID, "status", c.Status, "dropped", n)
 	}
 	return nil
 }
@@ -112,9 +124,11 @@ func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) erro
 	delete(r.projects[projectID], id)
 	r.reindexLocked(projectID)
 	r.mu.Unlock()
-	if _, err := r.queue.Drop(ctx, id); err != nil {
+	n, err := r.queue.Drop(ctx, id)
+	if err != nil {
 		return fmt.Errorf("drop queue of deleted connector %s: %w", id, err)
 	}
+	r.log.Info("connector deleted with its queued deliveries", "connector", id, "dropped", n)
 	return nil
 }
 
