@@ -112,10 +112,18 @@ func (r *Router) UpdateConnector(ctx context.Context, c *dcon.Connector) error {
 	return nil
 }
 
-// DeleteConnector removes the connector and its queue.
+// DeleteConnector removes the connector and its queue. The queue goes first,
+// so that its size can be told; the store may drop it again.
 func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if c, ok := r.Lookup(id); !ok || c.ProjectID != projectID {
+		return r.store.DeleteConnector(ctx, projectID, id) // the store's not-found error
+	}
+	n, err := r.queue.Drop(ctx, id)
+	if err != nil {
+		return fmt.Errorf("drop queue of deleted connector %s: %w", id, err)
+	}
 	if err := r.store.DeleteConnector(ctx, projectID, id); err != nil {
 		return err
 	}
@@ -124,10 +132,6 @@ func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) erro
 	delete(r.projects[projectID], id)
 	r.reindexLocked(projectID)
 	r.mu.Unlock()
-	n, err := r.queue.Drop(ctx, id)
-	if err != nil {
-		return fmt.Errorf("drop queue of deleted connector %s: %w", id, err)
-	}
 	r.log.Info("connector deleted with its queued deliveries", "connector", id, "dropped", n)
 	return nil
 }
