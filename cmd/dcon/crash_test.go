@@ -112,6 +112,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	var base atomic.Pointer[string]
 	base.Store(&p.base)
 	api := &apiClient{t: t, base: "http://" + p.base, http: &http.Client{Timeout: 10 * time.Second}}
+	api.project = createProject(api)
 	createConnector(api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL, "signatureSecret": "s"}})
 	dev := createDevice(api, "temperature", map[string]string{"name": "crash"})
 
@@ -135,7 +136,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				}
 				attempts.Add(1)
 				body := fmt.Sprintf(`{"temperature":{"value":%d}}`, i%50)
-				resp, err := client.Post("http://"+*base.Load()+"/v2/projects/"+e2eProject+"/devices/"+dev.id()+":publish",
+				resp, err := client.Post("http://"+*base.Load()+"/v2/projects/"+api.project+"/devices/"+dev.id()+":publish",
 					"application/json", strings.NewReader(body))
 				if err != nil {
 					time.Sleep(10 * time.Millisecond) // the server is down; it comes back

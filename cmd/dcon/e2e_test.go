@@ -16,8 +16,6 @@ import (
 	"dcon/internal/signature"
 )
 
-const e2eProject = "e2e-project"
-
 // startNode runs a whole dcon in process, on a fresh data directory, with its
 // API on a real HTTP server.
 func startNode(t *testing.T, cfg serveConfig) *apiClient {
@@ -51,7 +49,9 @@ func startNode(t *testing.T, cfg serveConfig) *apiClient {
 			t.Errorf("close node: %v", err)
 		}
 	})
-	return &apiClient{t: t, base: api.URL, http: api.Client()}
+	c := &apiClient{t: t, base: api.URL, http: api.Client()}
+	c.project = createProject(c)
+	return c
 }
 
 type testWriter struct{ t *testing.T }
@@ -84,17 +84,27 @@ type deviceResource struct {
 
 func (d deviceResource) id() string { return d.Name[strings.LastIndexByte(d.Name, '/')+1:] }
 
+// createProject makes a project through the API and returns its id.
+func createProject(c *apiClient) string {
+	c.t.Helper()
+	var res struct {
+		Name string `json:"name"`
+	}
+	c.mustCall("POST", "/v2/projects", map[string]any{"displayName": "e2e"}, &res)
+	return strings.TrimPrefix(res.Name, "projects/")
+}
+
 func createConnector(c *apiClient, body map[string]any) connectorResource {
 	c.t.Helper()
 	var res connectorResource
-	c.mustCall("POST", "/v2/projects/"+e2eProject+"/dataconnectors", body, &res)
+	c.mustCall("POST", "/v2/projects/"+c.project+"/dataconnectors", body, &res)
 	return res
 }
 
 func createDevice(c *apiClient, typ string, labels map[string]string) deviceResource {
 	c.t.Helper()
 	var res deviceResource
-	c.mustCall("POST", "/v2/projects/"+e2eProject+"/devices", map[string]any{"type": typ, "labels": labels}, &res)
+	c.mustCall("POST", "/v2/projects/"+c.project+"/devices", map[string]any{"type": typ, "labels": labels}, &res)
 	return res
 }
 
@@ -102,7 +112,7 @@ func createDevice(c *apiClient, typ string, labels map[string]string) deviceReso
 func publish(c *apiClient, device deviceResource, eventType string, data any) json.RawMessage {
 	c.t.Helper()
 	var ev json.RawMessage
-	c.mustCall("POST", "/v2/projects/"+e2eProject+"/devices/"+device.id()+":publish", map[string]any{eventType: data}, &ev)
+	c.mustCall("POST", "/v2/projects/"+c.project+"/devices/"+device.id()+":publish", map[string]any{eventType: data}, &ev)
 	return ev
 }
 
@@ -194,7 +204,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			r := got[0]
 			wantBody := fmt.Sprintf(`{"event":%s,"labels":%s,"metadata":{"deviceId":%q,"projectId":%q,"deviceType":"temperature","productNumber":""}}`,
-				ev.envelope, labels, dev.id(), e2eProject)
+				ev.envelope, labels, dev.id(), api.project)
 			if string(r.Body) != wantBody {
 				t.Errorf("%s body\n got: %s\nwant: %s", path, r.Body, wantBody)
 			}

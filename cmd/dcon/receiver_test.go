@@ -117,6 +117,8 @@ type apiClient struct {
 	t    *testing.T
 	base string
 	http *http.Client
+	// project is the id of the project the helpers work in.
+	project string
 }
 
 // call sends a JSON request and decodes a 200 answer into out; it returns the

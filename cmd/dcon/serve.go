@@ -194,12 +194,18 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err := n.engine.Start(ctx); err != nil {
 		return err
 	}
-	// TEMPORARY during development: projects are enabled once the store has them.
-	projects, _ := any(n.db).(dcon.ProjectStore)
+	// Data written before projects were resources gets a project for each id.
+	created, err := n.db.CreateMissingProjects(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		log.Info("created projects for existing data connectors and devices", "projects", created)
+	}
 	n.api = (&httpapi.Server{
 		Connectors: router,
 		Devices:    n.db,
-		Projects:   projects,
+		Projects:   n.db,
 		Ingest:     in,
 		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
 		Logger:     log.With("component", "api"),
