@@ -183,6 +183,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	}
 	in, err := ingest.New(ingest.Config{
 		Devices:  n.db,
+		Latest:   n.db,
 		Router:   router,
 		Queue:    n.db,
 		Dispatch: n.engine,

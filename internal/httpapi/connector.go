@@ -251,6 +251,23 @@ func (a *api) projectID(r *http.Request) (string, error) {
 	return p, nil
 }
 
+// connectorVerb answers a custom method that the request's HTTP method does
+// not serve: a known one with 405 (:metrics is GET, :sync is POST), others
+// with 404. It reports whether it answered.
+func (a *api) connectorVerb(w http.ResponseWriter, r *http.Request, verb string) (handled bool) {
+	switch verb {
+	case "":
+		return false
+	case "sync":
+		a.methodNotAllowed(w, r, http.MethodPost)
+	case "metrics":
+		a.methodNotAllowed(w, r, "GET, HEAD")
+	default:
+		a.writeError(w, r, noVerb(verb))
+	}
+	return true
+}
+
 // noVerb refuses a custom method on a route that has none.
 func noVerb(verb string) error {
 	if verb != "" {
@@ -306,8 +323,8 @@ func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
 	if verb == "metrics" {
 		return a.connectorMetrics(w, r, p, id)
 	}
-	if err := noVerb(verb); err != nil {
-		return err
+	if a.connectorVerb(w, r, verb) {
+		return nil
 	}
 	c, err := a.connectors.Connector(r.Context(), p, id)
 	if err != nil {
@@ -321,8 +338,8 @@ func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := noVerb(verb); err != nil {
-		return err
+	if a.connectorVerb(w, r, verb) {
+		return nil
 	}
 	mask, err := updateMask(r)
 	if err != nil {
@@ -358,8 +375,8 @@ func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := noVerb(verb); err != nil {
-		return err
+	if a.connectorVerb(w, r, verb) {
+		return nil
 	}
 	if err := a.connectors.DeleteConnector(r.Context(), p, id); err != nil {
 		return err

@@ -111,7 +111,12 @@ func TestRoutingErrors(t *testing.T) {
 		{"POST", "/v2/projects/-x/devices", 404, `project "-x" not found`, ""},
 		{"GET", "/v2/projects/" + project + "/dataconnectors/nope", 404, `data connector "nope" not found`, ""},
 		{"DELETE", "/v2/projects/" + project + "/devices/emu123", 404, `device "emu123" not found`, ""},
-		{"GET", "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:metrics", 404, `unknown custom method ":metrics"`, ""},
+		{"GET", "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:metrics", 404, "data connector not found", ""},
+		{"GET", "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:frobnicate", 404, `unknown custom method ":frobnicate"`, ""},
+		{"PATCH", "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:sync", 405,
+			"method PATCH is not allowed on /v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:sync; allowed: POST", "POST"},
+		{"DELETE", "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:metrics", 405,
+			"method DELETE is not allowed on /v2/projects/" + project + "/dataconnectors/c16pegipidie7lltrefg:metrics; allowed: GET, HEAD", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		res := e.do(t, tt.method, tt.path, "")

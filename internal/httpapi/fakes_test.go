@@ -352,11 +352,18 @@ func (f *fakeIngester) labelCalls() []map[string]string {
 	return slices.Clone(f.labels)
 }
 
-// PublishBatch and Sync: STUB, being written by the sync engineer.
+// PublishBatch publishes each request as Publish does, each on its own.
 func (f *fakeIngester) PublishBatch(ctx context.Context, projectID string, reqs []dcon.PublishRequest) []dcon.PublishResult {
-	return nil
+	results := make([]dcon.PublishResult, len(reqs))
+	for i, r := range reqs {
+		results[i].Event, results[i].Err = f.Publish(ctx, projectID, r.DeviceID, r.Type, r.Data)
+	}
+	return results
 }
 
+// Sync re-sends nothing; it fails with err when set.
 func (f *fakeIngester) Sync(ctx context.Context, projectID, connectorID string) (int, error) {
-	return 0, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 0, f.err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type Ingester struct {
 	router   *Router
 	queue    dcon.Queue
 	dispatch Dispatcher
+	latest   dcon.LatestEventStore // nil: no latest events, no Sync
 	now      func() time.Time
 	lease    time.Duration
 
@@ -37,6 +39,11 @@ type Config struct {
 	Router   *Router
 	Queue    dcon.Queue
 	Dispatch Dispatcher
+	// Latest keeps every device's latest event of each type, for Sync. Every
+	// publish records its event there just before the Enqueue; give it the
+	// store that holds the Queue, so that the Enqueue's sync makes it durable
+	// too. Default: nil, no latest events are kept and Sync fails.
+	Latest dcon.LatestEventStore
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Lease is how long a fresh delivery is reserved for the in-memory hand-off
@@ -61,6 +68,7 @@ func New(cfg Config) (*Ingester, error) {
 		router:   cfg.Router,
 		queue:    cfg.Queue,
 		dispatch: cfg.Dispatch,
+		latest:   cfg.Latest,
 		now:      cfg.Now,
 		lease:    cfg.Lease,
 	}, nil
@@ -70,16 +78,38 @@ func New(cfg Config) (*Ingester, error) {
 // value inside {"<eventType>": ...}. It returns once the event is durable for
 // every connector that receives it.
 func (in *Ingester) Publish(ctx context.Context, projectID, deviceID string, t dcon.EventType, data json.RawMessage) (*dcon.Event, error) {
-	if !t.Valid() {
-		return nil, dcon.Errorf(dcon.EINVALID, "unknown event type %q", t)
-	}
-	if t == dcon.EventLabelsChanged {
-		return nil, dcon.Errorf(dcon.EINVALID, "labelsChanged events cannot be published: change the device's labels instead")
+	if err := checkPublishable(t); err != nil {
+		return nil, err
 	}
 	dev, err := in.devices.Device(ctx, projectID, deviceID)
 	if err != nil {
 		return nil, err
 	}
+	ev, err := in.newEvent(dev, t, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.publish(ctx, ev, dev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// checkPublishable refuses event types that cannot be published: unknown ones,
+// and labelsChanged, which only label changes make.
+func checkPublishable(t dcon.EventType) error {
+	if !t.Valid() {
+		return dcon.Errorf(dcon.EINVALID, "unknown event type %q", t)
+	}
+	if t == dcon.EventLabelsChanged {
+		return dcon.Errorf(dcon.EINVALID, "labelsChanged events cannot be published: change the device's labels instead")
+	}
+	return nil
+}
+
+// newEvent validates data as an event of type t of dev and returns the event,
+// with a new id, timestamped now.
+func (in *Ingester) newEvent(dev *dcon.Device, t dcon.EventType, data json.RawMessage) (*dcon.Event, error) {
 	if !dev.Type.Emits(t) {
 		return nil, dcon.Errorf(dcon.EINVALID, "a %s device does not send %s events", dev.Type, t)
 	}
@@ -88,11 +118,7 @@ func (in *Ingester) Publish(ctx context.Context, projectID, deviceID string, t d
 	if err != nil {
 		return nil, err
 	}
-	ev := &dcon.Event{ID: xid.New().String(), TargetName: dev.Name(), Type: t, Data: body, Timestamp: now}
-	if err := in.publish(ctx, ev, dev); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return &dcon.Event{ID: xid.New().String(), TargetName: dev.Name(), Type: t, Data: body, Timestamp: now}, nil
 }
 
 // SetDeviceLabels replaces a device's labels and publishes a labelsChanged event
@@ -136,9 +162,34 @@ func (in *Ingester) SetDeviceLabels(ctx context.Context, projectID, deviceID str
 	return &updated, nil
 }
 
-// publish routes ev, enqueues its deliveries durably and hands them off.
+// publish records ev as its device's latest event of its type, routes it,
+// enqueues its deliveries durably and hands them off.
 func (in *Ingester) publish(ctx context.Context, ev *dcon.Event, dev *dcon.Device) error {
-	ds := in.Route(ev, dev, in.now().Add(in.lease))
+	if err := in.putLatest(ctx, dev.ProjectID, []dcon.DeviceEvent{{DeviceID: dev.ID, Event: ev}}); err != nil {
+		return err
+	}
+	return in.enqueue(ctx, in.Route(ev, dev, in.now().Add(in.lease)))
+}
+
+// putLatest records evs as their devices' latest events, when the Ingester
+// keeps them. The write need not sync: it comes before the Enqueue, whose
+// synced commit to the same write-ahead log (Pebble's is one ordered log)
+// makes it durable too. An event that no connector takes has no Enqueue of
+// its own: it becomes durable with the next synced write of the store, and a
+// crash before that may lose it (nothing was promised to a connector).
+func (in *Ingester) putLatest(ctx context.Context, projectID string, evs []dcon.DeviceEvent) error {
+	if in.latest == nil || len(evs) == 0 {
+		return nil
+	}
+	if err := in.latest.PutLatest(ctx, projectID, evs); err != nil {
+		return dcon.WrapError(dcon.EUNAVAILABLE, err, "the event could not be stored; try again")
+	}
+	return nil
+}
+
+// enqueue stores ds durably, in one Enqueue (one sync), and only then hands
+// them to the dispatcher.
+func (in *Ingester) enqueue(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -152,19 +203,23 @@ func (in *Ingester) publish(ctx context.Context, ev *dcon.Event, dev *dcon.Devic
 // Route returns one delivery of ev for every active connector of the device's
 // project that wants its type, each with its own body, due at lease.
 func (in *Ingester) Route(ev *dcon.Event, dev *dcon.Device, lease time.Time) []dcon.Delivery {
+	return in.appendRoute(nil, ev, dev, lease)
+}
+
+// appendRoute appends the deliveries that Route returns to ds.
+func (in *Ingester) appendRoute(ds []dcon.Delivery, ev *dcon.Event, dev *dcon.Device, lease time.Time) []dcon.Delivery {
 	conns := in.router.Active(dev.ProjectID)
 	if len(conns) == 0 {
-		return nil
+		return ds
 	}
 	var envelope []byte
-	var ds []dcon.Delivery
 	for _, c := range conns {
 		if !c.Wants(ev.Type) {
 			continue
 		}
 		if envelope == nil {
 			envelope = ev.AppendJSON(make([]byte, 0, 256+len(ev.Data)))
-			ds = make([]dcon.Delivery, 0, len(conns))
+			ds = slices.Grow(ds, len(conns))
 		}
 		body := AppendBody(make([]byte, 0, len(envelope)+160), envelope, dev, c.Labels)
 		ds = append(ds, dcon.Delivery{

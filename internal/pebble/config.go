@@ -260,5 +260,10 @@ func (db *DB) DeleteDevice(ctx context.Context, projectID, id string) error {
 	if err != nil {
 		return err
 	}
-	return db.remove(key, "device", "projects/"+projectID+"/devices/"+id, "")
+	if err := db.remove(key, "device", "projects/"+projectID+"/devices/"+id, ""); err != nil {
+		return err
+	}
+	// Its latest events go too. A crash in between leaves them orphaned, which
+	// is harmless: :sync walks devices, not latest events.
+	return db.DeleteLatest(ctx, projectID, id)
 }
