@@ -11,8 +11,11 @@
 //	q/m/<connectorID>/<eventID>                 a queued delivery's record
 //	q/d/<due>/<connectorID>/<eventID>           empty: the due index
 //	q/x/<connectorID>/<expire>/<eventID>        a dead letter: record + expire time
+//	p/<projectID>                               a project, as JSON
 //	c/<projectID>/<connectorID>                 a connector, as JSON
 //	v/<projectID>/<deviceID>                    a device, as JSON
+//	l/<projectID>/<deviceID>/<eventType>        a device's latest event of a type, for :sync
+//	s/<connectorID>                             a connector's :metrics buckets and failure state
 //
 // <due> and <expire> are Unix nanoseconds as 8 big-endian bytes, sign bit
 // flipped, so that keys sort by time. A record is a hand-written binary
