@@ -22,6 +22,7 @@ func TestDependenciesPointInward(t *testing.T) {
 		{pkg: "dcon/internal/ingest", forbidden: []string{"dcon/internal/pebble", "github.com/cockroachdb/", "dcon/internal/delivery", "dcon/internal/httpapi"}},
 		{pkg: "dcon/internal/webhook", allowOnly: []string{"dcon", "dcon/internal/signature", "github.com/rs/xid"}},
 		{pkg: "dcon/internal/signature", allowOnly: []string{}},
+		{pkg: "dcon/internal/stats", allowOnly: []string{"dcon"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"dcon/internal/httpapi"
 	"dcon/internal/ingest"
 	"dcon/internal/pebble"
+	"dcon/internal/stats"
 	"dcon/internal/webhook"
 )
 
@@ -30,6 +31,7 @@ type serveConfig struct {
 	RetryMax     time.Duration // retry delay ceiling
 	Timeout      time.Duration // one attempt, whole exchange
 	DrainTimeout time.Duration // how long shutdown waits for attempts under way
+	AutoDisable  time.Duration // a connector failing this long with no success is disabled
 	LogLevel     slog.Level
 }
 
@@ -44,6 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.RetryMax, "retry-max", delivery.DefaultBackoff.Max, "largest delay between retries")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "time limit of one delivery attempt, whole exchange")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long to wait for attempts under way")
+	fs.DurationVar(&cfg.AutoDisable, "auto-disable-after", dcon.AutoDisableAfter, "disable a connector that has failed, with no success, for this long")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -127,10 +130,12 @@ func isTerminal(f *os.File) bool {
 
 // node is one running dcon: its store, routing, ingest, delivery engine and API.
 type node struct {
-	db     *pebble.DB
-	sender *webhook.Client
-	engine *delivery.Engine
-	api    http.Handler
+	db       *pebble.DB
+	sender   *webhook.Client
+	stats    *stats.Tracker
+	watchdog *stats.Watchdog
+	engine   *delivery.Engine
+	api      http.Handler
 }
 
 // openNode opens the store, recovers deliveries left in flight and starts the
@@ -169,11 +174,20 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err != nil {
 		return err
 	}
+	router.WithLogger(log.With("component", "router"))
+	n.stats, err = stats.New(stats.Config{Store: n.db, Logger: log.With("component", "stats")})
+	if err != nil {
+		return err
+	}
+	if err := n.stats.Load(ctx); err != nil {
+		return err
+	}
 	lease := cfg.Timeout*2 + 30*time.Second
 	n.engine, err = delivery.New(delivery.Config{
 		Queue:      n.db,
 		Connectors: router,
 		Sender:     n.sender,
+		Observer:   n.stats,
 		Backoff:    delivery.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
 		Logger:     log.With("component", "delivery"),
 		Lease:      lease,
@@ -195,6 +209,17 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err := n.engine.Start(ctx); err != nil {
 		return err
 	}
+	if err := n.stats.Start(ctx); err != nil {
+		return err
+	}
+	n.watchdog, err = stats.NewWatchdog(stats.WatchdogConfig{Tracker: n.stats, Connectors: router,
+		After: cfg.AutoDisable, Logger: log.With("component", "watchdog")})
+	if err != nil {
+		return err
+	}
+	if err := n.watchdog.Start(ctx); err != nil {
+		return err
+	}
 	// Data written before projects were resources gets a project for each id.
 	created, err := n.db.CreateMissingProjects(ctx, time.Now())
 	if err != nil {
@@ -207,6 +232,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Connectors: router,
 		Devices:    n.db,
 		Projects:   n.db,
+		Metrics:    n.stats,
 		Ingest:     in,
 		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
 		Logger:     log.With("component", "api"),
@@ -221,8 +247,14 @@ func (n *node) Handler() http.Handler { return n.api }
 // is done, and closes the store.
 func (n *node) Close(ctx context.Context) error {
 	var errs []error
+	if n.watchdog != nil {
+		errs = append(errs, n.watchdog.Stop(ctx))
+	}
 	if n.engine != nil {
 		errs = append(errs, n.engine.Stop(ctx))
+	}
+	if n.stats != nil {
+		errs = append(errs, n.stats.Stop(ctx)) // the final flush, after the last attempts
 	}
 	if n.sender != nil {
 		n.sender.Close()

@@ -210,6 +210,9 @@ func applyStatus(c *dcon.Connector, raw json.RawMessage) error {
 		return dcon.Errorf(dcon.EINVALID, "unknown status %q: use ACTIVE or USER_DISABLED", s)
 	}
 	c.Status = s
+	if s != dcon.StatusSystemDisabled {
+		c.StatusReason = "" // dcon's reason for SYSTEM_DISABLED; gone once a user sets the status
+	}
 	return nil
 }
 

@@ -212,15 +212,24 @@ func TestPatchConnectorKeepsSystemDisabled(t *testing.T) {
 	e := newEnv(t)
 	c := e.seedConnector(t, "c16pegipidie7lltrefg")
 	c.Status = dcon.StatusSystemDisabled
+	c.StatusReason = "no successful delivery since 2026-11-20T08:00:00.000000Z (5 days)"
 	if err := e.conns.UpdateConnector(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
 	// A client that sends back what it read does not fail; it can re-enable.
 	path := "/v2/projects/" + project + "/dataconnectors/" + c.ID
+	var res connectorResource
+	e.do(t, "GET", path, "").decode(t, &res)
+	if res.StatusReason != c.StatusReason {
+		t.Errorf("statusReason = %q, want dcon's reason", res.StatusReason)
+	}
 	e.do(t, "PATCH", path, `{"status":"SYSTEM_DISABLED","displayName":"x"}`).want(t, 200, "")
+	if got := e.conns.get(project, c.ID); got.StatusReason == "" {
+		t.Errorf("a PATCH that keeps SYSTEM_DISABLED dropped the reason")
+	}
 	e.do(t, "PATCH", path, `{"status":"ACTIVE"}`).want(t, 200, "")
-	if got := e.conns.get(project, c.ID); got.Status != dcon.StatusActive || got.DisplayName != "x" {
-		t.Errorf("status %s, displayName %q", got.Status, got.DisplayName)
+	if got := e.conns.get(project, c.ID); got.Status != dcon.StatusActive || got.DisplayName != "x" || got.StatusReason != "" {
+		t.Errorf("status %s, displayName %q, reason %q: revived connector keeps dcon's reason", got.Status, got.DisplayName, got.StatusReason)
 	}
 }
 

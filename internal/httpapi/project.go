@@ -296,7 +296,3 @@ func (a *api) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	a.write(w, http.StatusOK, []byte("{}"))
 	return nil
 }
-
-// notYet answers the routes whose handlers are still stubs (metrics.go,
-// sync.go). Remove it when none uses it.
-func notYet() error { return dcon.Errorf(dcon.ENOTFOUND, "not implemented yet") }
