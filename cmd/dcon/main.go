@@ -1,8 +1,16 @@
 // Command dcon runs the Data Connector service and talks to it.
 //
-//	dcon serve     run the service (embedded store under ./dcon-data, API on 127.0.0.1:8080)
-//	dcon listen    run a receiver that prints the events it gets and checks their signatures
-//	dcon version   print the version
+//	dcon serve       run the service (embedded store under ./dcon-data, API on 127.0.0.1:8080)
+//	dcon listen      run a receiver that prints the events it gets and checks their signatures
+//	dcon projects    list, get, create, update and delete projects
+//	dcon devices     list, get, create, update and delete (emulated) devices
+//	dcon connectors  manage data connectors: also metrics, sync, enable, disable
+//	dcon publish     publish one event for a device
+//	dcon emulate     run emulated sensors that publish realistic events at a chosen rate
+//	dcon version     print the version
+//
+// The client commands talk to a running server: --server (DCON_SERVER),
+// default http://127.0.0.1:8080.
 //
 // Every flag can also be set with an environment variable: --data is DCON_DATA,
 // --ca-file is DCON_CA_FILE, and so on. Flags win over the environment.
@@ -48,6 +56,11 @@ func commands() []command {
 	return []command{
 		{"serve", "run the service", runServe},
 		{"listen", "run a receiver that prints the events it gets", runListen},
+		{"projects", "list, create, update and delete projects", projectsNoun().run},
+		{"devices", "list, create, update and delete a project's emulated devices", devicesNoun().run},
+		{"connectors", "manage a project's data connectors, their metrics and sync", connectorsNoun().run},
+		{"publish", "publish one event for a device", runPublish},
+		{"emulate", "emulate sensors publishing events at a steady rate", runEmulate},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "dcon", version)
 			return err
@@ -75,15 +88,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		name := commandLabel(c.name, args[1:])
 		var ue *usageError
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return exitOK
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "dcon %s: %v\nRun 'dcon %s --help' for usage.\n", c.name, err, c.name)
+			fmt.Fprintf(stderr, "dcon %s: %v\nRun 'dcon %s --help' for usage.\n", name, err, name)
 			return exitUsage
 		default:
-			fmt.Fprintf(stderr, "dcon %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "dcon %s: %v\n", name, err)
 			return exitError
 		}
 	}
@@ -95,9 +109,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "dcon forwards sensor events to the HTTPS endpoints of data connectors, at least once, for 12 hours.")
 	fmt.Fprintln(w, "\nUsage: dcon <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'dcon <command> --help' for a command's flags. Each flag --x-y can also be set as DCON_X_Y.")
+	fmt.Fprintln(w, "The client commands talk to the server at --server (DCON_SERVER, default http://127.0.0.1:8080).")
 }
 
 // newFlagSet returns a flag set whose errors and help go to stderr and are
