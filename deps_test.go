@@ -23,6 +23,7 @@ func TestDependenciesPointInward(t *testing.T) {
 		{pkg: "dcon/internal/webhook", allowOnly: []string{"dcon", "dcon/internal/signature", "github.com/rs/xid"}},
 		{pkg: "dcon/internal/signature", allowOnly: []string{}},
 		{pkg: "dcon/internal/stats", allowOnly: []string{"dcon"}},
+		{pkg: "dcon/receiver", allowOnly: []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

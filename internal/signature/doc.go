@@ -9,5 +9,10 @@
 // checks one the way a receiver must, against any of several secrets so that a
 // secret can be rotated.
 //
+// DT-Asymmetric-Signature, an ES256 JWT, is made by [AppendES256] or [KeySet.Sign]
+// with the active key of a [KeySet] and checked by [VerifyES256]; the KeySet
+// publishes its keys as a JWKS and rotates with an overlap. [StandardSign] and
+// [VerifyStandard] implement the optional Standard Webhooks scheme.
+//
 // The package depends on the standard library only.
 package signature
