@@ -118,7 +118,9 @@ func list[T any](ctx context.Context, db *DB, prefix, projectID string, p dcon.P
 	lower := start
 	if p.Token != "" {
 		after, err := base64.RawURLEncoding.DecodeString(p.Token)
-		if err != nil || !validKeyPart(string(after)) {
+		// Every id dcon lists (project, connector, device) has the form of a
+		// project id; anything else is not a token dcon made.
+		if err != nil || !dcon.ValidProjectID(string(after)) {
 			return nil, "", dcon.Errorf(dcon.EINVALID, "invalid page token")
 		}
 		lower = append(append(append([]byte(nil), start...), after...), 0)

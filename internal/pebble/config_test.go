@@ -182,7 +182,7 @@ func TestListPagination(t *testing.T) {
 	if cs, next, err := db.ListConnectors(ctx, "empty", dcon.Page{}); err != nil || len(cs) != 0 || next != "" {
 		t.Errorf("ListConnectors of an empty project = %d, %q, %v", len(cs), next, err)
 	}
-	for _, token := range []string{"!!", "YS9i" /* a/b */} {
+	for _, token := range []string{"!!", "YS9i" /* a/b */, "zz" /* one byte, not an id */} {
 		_, _, err := db.ListConnectors(ctx, "p1", dcon.Page{Token: token})
 		wantCode(t, "ListConnectors with token "+token, err, dcon.EINVALID)
 	}
