@@ -61,7 +61,7 @@ func (n noun) verbNames() []string {
 func (n noun) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: dcon %s <action> [flags] [args]\n\n%s\n\nActions:\n", n.name, n.summary)
 	for _, v := range n.verbs {
-		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", v.name, v.summary)
 	}
 	fmt.Fprintf(w, "\nExamples:\n%s\nRun 'dcon %s <action> --help' for an action's flags.\n", n.examples, n.name)
 }
