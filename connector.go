@@ -27,6 +27,17 @@ type HTTPConfig struct {
 	URL             string            `json:"url"`
 	SignatureSecret string            `json:"signatureSecret"`
 	Headers         map[string]string `json:"headers"`
+	// AsymmetricSignatureOff turns off DT-Asymmetric-Signature, the ES256 JWT
+	// sent on every request by default (the API shows it as
+	// httpConfig.asymmetricSignature, true unless turned off). It is the
+	// costliest part of an attempt; connectors whose receivers check only
+	// X-Dt-Signature may save it.
+	AsymmetricSignatureOff bool `json:"asymmetricSignatureOff,omitempty"`
+	// StandardWebhookSecrets are Standard Webhooks secrets ("whsec_" and
+	// base64). When any is set, every request carries webhook-id,
+	// webhook-timestamp and webhook-signature, one signature per secret, so a
+	// secret can be rotated. At most MaxStandardWebhookSecrets.
+	StandardWebhookSecrets []string `json:"standardWebhookSecrets,omitempty"`
 }
 
 // Connector is a data connector: a subscription of one endpoint to some of a
@@ -71,5 +82,6 @@ func (c *Connector) Clone() *Connector {
 	for k, v := range c.HTTP.Headers {
 		n.HTTP.Headers[k] = v
 	}
+	n.HTTP.StandardWebhookSecrets = append([]string(nil), c.HTTP.StandardWebhookSecrets...)
 	return &n
 }

@@ -1,6 +1,7 @@
 package dcon
 
 import (
+	"encoding/base64"
 	"net/url"
 	"slices"
 	"strconv"
@@ -22,6 +23,16 @@ const (
 	MaxSignatureSecretLen = 1024
 	MaxConnectorHeaders   = 32
 	MaxHeaderValueLen     = 8 << 10
+	// MaxStandardWebhookSecrets is how many Standard Webhooks secrets a
+	// connector may have at once: enough for a rotation or two.
+	MaxStandardWebhookSecrets = 5
+)
+
+// Bounds of the key of a Standard Webhooks secret, in bytes (Standard
+// Webhooks v1.0.0); internal/signature.ParseWhsec applies the same.
+const (
+	minWhsecKeyLen = 24
+	maxWhsecKeyLen = 64
 )
 
 // ValidateConnector checks a connector before it is stored; the API calls it on
@@ -42,7 +53,9 @@ const (
 //   - httpConfig.headers are at most 32, their names HTTP tokens (RFC 9110),
 //     distinct case-insensitively and none that the protocol or the signature
 //     owns (see [ReservedHeader]); their values at most 8 KiB without control
-//     characters other than tab.
+//     characters other than tab;
+//   - httpConfig.standardWebhookSecrets are at most 5, distinct, each "whsec_"
+//     followed by the standard base64 of a 24- to 64-byte key.
 func ValidateConnector(c *Connector, rules ConnectorRules) error {
 	if c == nil {
 		return Errorf(EINVALID, "connector: required")
@@ -108,7 +121,40 @@ func validateHTTPConfig(h *HTTPConfig, rules ConnectorRules) error {
 			}
 		}
 	}
+	return validateStandardWebhookSecrets(h.StandardWebhookSecrets)
+}
+
+// validateStandardWebhookSecrets checks a connector's Standard Webhooks
+// secrets. Messages never repeat a secret.
+func validateStandardWebhookSecrets(secrets []string) error {
+	if len(secrets) > MaxStandardWebhookSecrets {
+		return Errorf(EINVALID, "httpConfig.standardWebhookSecrets: at most %d secrets", MaxStandardWebhookSecrets)
+	}
+	for i, s := range secrets {
+		if msg := whsecProblem(s); msg != "" {
+			return Errorf(EINVALID, "httpConfig.standardWebhookSecrets[%d]: %s", i, msg)
+		}
+		if slices.Contains(secrets[:i], s) {
+			return Errorf(EINVALID, "httpConfig.standardWebhookSecrets[%d]: duplicate secret", i)
+		}
+	}
 	return nil
+}
+
+// whsecProblem says what is wrong with a Standard Webhooks secret, or "".
+func whsecProblem(s string) string {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return `must start with "whsec_"`
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return `must be "whsec_" followed by standard base64`
+	}
+	if len(key) < minWhsecKeyLen || len(key) > maxWhsecKeyLen {
+		return "key must be " + strconv.Itoa(minWhsecKeyLen) + " to " + strconv.Itoa(maxWhsecKeyLen) + " bytes, is " + strconv.Itoa(len(key))
+	}
+	return ""
 }
 
 // connectorURLProblem says what is wrong with a connector's URL, or "".

@@ -1,6 +1,7 @@
 package dcon_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -109,6 +110,29 @@ func TestValidateConnector(t *testing.T) {
 		{"secret 1024 bytes", func(c *dcon.Connector) { c.HTTP.SignatureSecret = strings.Repeat("s", 1024) }, dcon.ConnectorRules{}, ""},
 		{"secret 1025 bytes", func(c *dcon.Connector) { c.HTTP.SignatureSecret = strings.Repeat("s", 1025) }, dcon.ConnectorRules{}, "httpConfig.signatureSecret: over 1024 bytes"},
 
+		// Standard Webhooks secrets.
+		{"one whsec", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(32)} }, dcon.ConnectorRules{}, ""},
+		{"whsec 24 and 64 bytes", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(24), whsec(64)} }, dcon.ConnectorRules{}, ""},
+		{"five whsec", func(c *dcon.Connector) {
+			c.HTTP.StandardWebhookSecrets = []string{whsec(24), whsec(25), whsec(26), whsec(27), whsec(28)}
+		}, dcon.ConnectorRules{}, ""},
+		{"six whsec", func(c *dcon.Connector) {
+			c.HTTP.StandardWebhookSecrets = []string{whsec(24), whsec(25), whsec(26), whsec(27), whsec(28), whsec(29)}
+		}, dcon.ConnectorRules{}, "httpConfig.standardWebhookSecrets: at most 5 secrets"},
+		{"whsec without prefix", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(32)[len("whsec_"):]} }, dcon.ConnectorRules{},
+			`httpConfig.standardWebhookSecrets[0]: must start with "whsec_"`},
+		{"whsec not base64", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(32), "whsec_not*base64"} }, dcon.ConnectorRules{},
+			`httpConfig.standardWebhookSecrets[1]: must be "whsec_" followed by standard base64`},
+		{"whsec 23 bytes", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(23)} }, dcon.ConnectorRules{},
+			"httpConfig.standardWebhookSecrets[0]: key must be 24 to 64 bytes, is 23"},
+		{"whsec 65 bytes", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(65)} }, dcon.ConnectorRules{},
+			"httpConfig.standardWebhookSecrets[0]: key must be 24 to 64 bytes, is 65"},
+		{"whsec empty", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{""} }, dcon.ConnectorRules{},
+			`httpConfig.standardWebhookSecrets[0]: must start with "whsec_"`},
+		{"whsec twice", func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{whsec(32), whsec(32)} }, dcon.ConnectorRules{},
+			"httpConfig.standardWebhookSecrets[1]: duplicate secret"},
+		{"asymmetric signature off", func(c *dcon.Connector) { c.HTTP.AsymmetricSignatureOff = true }, dcon.ConnectorRules{}, ""},
+
 		// Headers.
 		{"no headers", func(c *dcon.Connector) { c.HTTP.Headers = nil }, dcon.ConnectorRules{}, ""},
 		{"token characters", func(c *dcon.Connector) {
@@ -167,6 +191,22 @@ func TestValidateConnector(t *testing.T) {
 			err := dcon.ValidateConnector(c, tc.rules)
 			checkInvalid(t, err, tc.want)
 		})
+	}
+}
+
+// whsec returns a Standard Webhooks secret whose key is n bytes.
+func whsec(n int) string {
+	return "whsec_" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", n)))
+}
+
+func TestConnectorCloneCopiesStandardWebhookSecrets(t *testing.T) {
+	t.Parallel()
+	c := validConnector()
+	c.HTTP.StandardWebhookSecrets = []string{whsec(32)}
+	n := c.Clone()
+	n.HTTP.StandardWebhookSecrets[0] = whsec(24)
+	if c.HTTP.StandardWebhookSecrets[0] != whsec(32) {
+		t.Fatal("Clone shares the Standard Webhooks secrets")
 	}
 }
 

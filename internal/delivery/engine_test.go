@@ -42,7 +42,8 @@ func newEndpoint() *endpoint {
 	return &endpoint{answer: map[string]webhook.Result{}, sent: map[string]int{}, block: map[string]chan struct{}{}}
 }
 
-func (p *endpoint) Send(ctx context.Context, c *dcon.Connector, body []byte) webhook.Result {
+func (p *endpoint) Send(ctx context.Context, c *dcon.Connector, a webhook.Attempt) webhook.Result {
+	body := a.Body
 	p.mu.Lock()
 	block := p.block[c.ID]
 	p.mu.Unlock()

@@ -31,6 +31,12 @@ type httpConfigResource struct {
 	URL             string            `json:"url"`
 	SignatureSecret string            `json:"signatureSecret"`
 	Headers         map[string]string `json:"headers"`
+	// AsymmetricSignature (additive) says whether requests carry
+	// DT-Asymmetric-Signature; true unless turned off.
+	AsymmetricSignature bool `json:"asymmetricSignature"`
+	// StandardWebhookSecrets (additive) are the whsec_ secrets of the
+	// Standard Webhooks signature; [] when it is off.
+	StandardWebhookSecrets []string `json:"standardWebhookSecrets"`
 }
 
 func newConnectorResource(c *dcon.Connector) connectorResource {
@@ -43,9 +49,11 @@ func newConnectorResource(c *dcon.Connector) connectorResource {
 		Events:       c.Events,
 		Labels:       c.Labels,
 		HTTPConfig: httpConfigResource{
-			URL:             c.HTTP.URL,
-			SignatureSecret: c.HTTP.SignatureSecret,
-			Headers:         c.HTTP.Headers,
+			URL:                    c.HTTP.URL,
+			SignatureSecret:        c.HTTP.SignatureSecret,
+			Headers:                c.HTTP.Headers,
+			AsymmetricSignature:    !c.HTTP.AsymmetricSignatureOff,
+			StandardWebhookSecrets: c.HTTP.StandardWebhookSecrets,
 		},
 		CreateTime: dcon.FormatTime(c.CreateTime),
 		UpdateTime: dcon.FormatTime(c.UpdateTime),
@@ -58,6 +66,9 @@ func newConnectorResource(c *dcon.Connector) connectorResource {
 	}
 	if r.HTTPConfig.Headers == nil {
 		r.HTTPConfig.Headers = map[string]string{}
+	}
+	if r.HTTPConfig.StandardWebhookSecrets == nil {
+		r.HTTPConfig.StandardWebhookSecrets = []string{}
 	}
 	return r
 }
@@ -75,12 +86,17 @@ type connectorFields struct {
 	HTTPConfig  json.RawMessage `json:"httpConfig"`
 	CreateTime  json.RawMessage `json:"createTime"`
 	UpdateTime  json.RawMessage `json:"updateTime"`
+	// StatusReason is output only, accepted and ignored like name, so that a
+	// client can send back a disabled connector as it read it.
+	StatusReason json.RawMessage `json:"statusReason"`
 }
 
 type httpConfigFields struct {
-	URL             json.RawMessage `json:"url"`
-	SignatureSecret json.RawMessage `json:"signatureSecret"`
-	Headers         json.RawMessage `json:"headers"`
+	URL                    json.RawMessage `json:"url"`
+	SignatureSecret        json.RawMessage `json:"signatureSecret"`
+	Headers                json.RawMessage `json:"headers"`
+	AsymmetricSignature    json.RawMessage `json:"asymmetricSignature"`
+	StandardWebhookSecrets json.RawMessage `json:"standardWebhookSecrets"`
 }
 
 // The paths of a connector that a request can set, as in update_mask.
@@ -94,6 +110,8 @@ const (
 	pathURL             = "httpConfig.url"
 	pathSignatureSecret = "httpConfig.signatureSecret"
 	pathHeaders         = "httpConfig.headers"
+	pathAsymmetric      = "httpConfig.asymmetricSignature"
+	pathStandardSecrets = "httpConfig.standardWebhookSecrets"
 )
 
 // presentPaths lists the paths whose members are present in f and hc.
@@ -112,11 +130,13 @@ func presentPaths(f *connectorFields, hc *httpConfigFields) []string {
 	add(hc.URL, pathURL)
 	add(hc.SignatureSecret, pathSignatureSecret)
 	add(hc.Headers, pathHeaders)
+	add(hc.AsymmetricSignature, pathAsymmetric)
+	add(hc.StandardWebhookSecrets, pathStandardSecrets)
 	return paths
 }
 
 // updateMask reads the update_mask (or updateMask) query parameter: nil when
-// there is none, else its paths, "httpConfig" expanded to its three members.
+// there is none, else its paths, "httpConfig" expanded to its members.
 func updateMask(r *http.Request) ([]string, error) {
 	q := r.URL.Query()
 	values := q["update_mask"]
@@ -129,8 +149,9 @@ func updateMask(r *http.Request) ([]string, error) {
 			switch p = strings.TrimSpace(p); p {
 			case "":
 			case pathHTTPConfig:
-				paths = append(paths, pathURL, pathSignatureSecret, pathHeaders)
-			case pathDisplayName, pathType, pathStatus, pathEvents, pathLabels, pathURL, pathSignatureSecret, pathHeaders:
+				paths = append(paths, pathURL, pathSignatureSecret, pathHeaders, pathAsymmetric, pathStandardSecrets)
+			case pathDisplayName, pathType, pathStatus, pathEvents, pathLabels, pathURL, pathSignatureSecret, pathHeaders,
+				pathAsymmetric, pathStandardSecrets:
 				paths = append(paths, p)
 			default:
 				return nil, dcon.Errorf(dcon.EINVALID, "unknown update_mask path %q", p)
@@ -159,7 +180,8 @@ func (a *api) decodeConnector(w http.ResponseWriter, r *http.Request) (*connecto
 
 // applyConnector sets the given paths of c from f and hc; a path whose member
 // is absent is cleared. type cannot change; status cannot become
-// SYSTEM_DISABLED, and cleared it is ACTIVE.
+// SYSTEM_DISABLED, and cleared it is ACTIVE; asymmetricSignature cleared (or
+// null) is true.
 func applyConnector(c *dcon.Connector, f *connectorFields, hc *httpConfigFields, paths []string) error {
 	for _, p := range paths {
 		var err error
@@ -183,6 +205,13 @@ func applyConnector(c *dcon.Connector, f *connectorFields, hc *httpConfigFields,
 			err = setField(p, hc.SignatureSecret, &c.HTTP.SignatureSecret)
 		case pathHeaders:
 			err = setField(p, hc.Headers, &c.HTTP.Headers)
+		case pathAsymmetric:
+			var on *bool
+			if err = setField(p, hc.AsymmetricSignature, &on); err == nil {
+				c.HTTP.AsymmetricSignatureOff = on != nil && !*on
+			}
+		case pathStandardSecrets:
+			err = setField(p, hc.StandardWebhookSecrets, &c.HTTP.StandardWebhookSecrets)
 		}
 		if err != nil {
 			return err

@@ -24,6 +24,13 @@ const fullConnector = `{
 	}
 }`
 
+// Standard Webhooks secrets of the tests: "whsec_" and the base64 of 24 and
+// 27 bytes.
+const (
+	testWhsec1 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	testWhsec2 = "whsec_c2Vjb25kIHNlY3JldCBvZiAzMiBieXRlcyEh"
+)
+
 func TestCreateConnector(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -32,6 +39,10 @@ func TestCreateConnector(t *testing.T) {
 		{"full", "connector_full.golden.json", fullConnector},
 		{"minimal", "connector_minimal.golden.json", `{"type":"HTTP_PUSH","httpConfig":{"url":"https://example.com/in"}}`},
 		{"user disabled", "connector_user_disabled.golden.json", `{"type":"HTTP_PUSH","status":"USER_DISABLED","httpConfig":{"url":"https://example.com/in"}}`},
+		{"signatures", "connector_signatures.golden.json", `{"type":"HTTP_PUSH","httpConfig":{"url":"https://example.com/in",` +
+			`"asymmetricSignature":false,"standardWebhookSecrets":["` + testWhsec1 + `","` + testWhsec2 + `"]}}`},
+		{"asymmetric signature null is on", "connector_minimal.golden.json",
+			`{"type":"HTTP_PUSH","httpConfig":{"url":"https://example.com/in","asymmetricSignature":null,"standardWebhookSecrets":null}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +183,20 @@ func TestPatchConnector(t *testing.T) {
 		{name: "type change refused in mask", query: "?update_mask=type", body: `{}`, status: 400, msg: "type cannot be changed (it is HTTP_PUSH)"},
 		{name: "unknown field", body: `{"displayName":"x","enabled":true}`, status: 400, msg: `unknown field "enabled"`},
 		{name: "wrong type", body: `{"labels":"name"}`, status: 400, msg: `field "labels" must be an array, not a string`},
+		{name: "asymmetric signature off", body: `{"httpConfig":{"asymmetricSignature":false}}`, status: 200,
+			change: func(c *dcon.Connector) { c.HTTP.AsymmetricSignatureOff = true }},
+		{name: "asymmetric signature on", body: `{"httpConfig":{"asymmetricSignature":true}}`, status: 200},
+		{name: "standard webhook secrets", body: `{"httpConfig":{"standardWebhookSecrets":["` + testWhsec1 + `","` + testWhsec2 + `"]}}`, status: 200,
+			change: func(c *dcon.Connector) { c.HTTP.StandardWebhookSecrets = []string{testWhsec1, testWhsec2} }},
+		{name: "mask signature paths", query: "?update_mask=httpConfig.asymmetricSignature,httpConfig.standardWebhookSecrets",
+			body: `{"displayName":"ignored","httpConfig":{"asymmetricSignature":false,"standardWebhookSecrets":["` + testWhsec1 + `"]}}`, status: 200,
+			change: func(c *dcon.Connector) {
+				c.HTTP.AsymmetricSignatureOff, c.HTTP.StandardWebhookSecrets = true, []string{testWhsec1}
+			}},
+		{name: "asymmetric signature not a boolean", body: `{"httpConfig":{"asymmetricSignature":"no"}}`,
+			status: 400, msg: `field "httpConfig.asymmetricSignature" must be a boolean, not a string`},
+		{name: "standard webhook secret invalid", body: `{"httpConfig":{"standardWebhookSecrets":["s3cret"]}}`,
+			status: 400, msg: `httpConfig.standardWebhookSecrets[0]: must start with "whsec_"`},
 		{name: "later error stores nothing", body: `{"displayName":"x","status":"SYSTEM_DISABLED"}`,
 			status: 400, msg: "status SYSTEM_DISABLED is set by dcon only: use ACTIVE or USER_DISABLED"},
 	}
@@ -202,6 +227,41 @@ func TestPatchConnector(t *testing.T) {
 			res.decode(t, &answered)
 			if !reflect.DeepEqual(answered, newConnectorResource(want)) {
 				t.Errorf("answered\n %+v\nwant\n %+v", answered, newConnectorResource(want))
+			}
+		})
+	}
+}
+
+// TestPatchConnectorSignatureDefaults: a cleared or null asymmetricSignature
+// is on again, cleared secrets are [].
+func TestPatchConnectorSignatureDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, query, body string }{
+		{"mask clears", "?update_mask=httpConfig.asymmetricSignature,httpConfig.standardWebhookSecrets", `{}`},
+		{"mask httpConfig", "?update_mask=httpConfig", `{"httpConfig":{"url":"https://example.com/api/endpoint"}}`},
+		{"null", "", `{"httpConfig":{"asymmetricSignature":null,"standardWebhookSecrets":null}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			c := e.seedConnector(t, "c16pegipidie7lltrefg")
+			c.HTTP.AsymmetricSignatureOff, c.HTTP.StandardWebhookSecrets = true, []string{testWhsec1}
+			if err := e.conns.UpdateConnector(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+			res := e.do(t, "PATCH", "/v2/projects/"+project+"/dataconnectors/"+c.ID+tt.query, tt.body)
+			res.want(t, http.StatusOK, "")
+			var got connectorResource
+			res.decode(t, &got)
+			if !got.HTTPConfig.AsymmetricSignature || got.HTTPConfig.StandardWebhookSecrets == nil || len(got.HTTPConfig.StandardWebhookSecrets) != 0 {
+				t.Errorf("httpConfig %+v, want asymmetricSignature true and no secrets", got.HTTPConfig)
+			}
+			if stored := e.conns.get(project, c.ID); stored.HTTP.AsymmetricSignatureOff || len(stored.HTTP.StandardWebhookSecrets) != 0 {
+				t.Errorf("stored %+v", stored.HTTP)
+			}
+			if !strings.Contains(res.body, `"asymmetricSignature":true,"standardWebhookSecrets":[]`) {
+				t.Errorf("body %s does not show both fields", res.body)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +39,7 @@ const minRedact = 4
 
 // Error is the failure of one attempt. Its message is short, says what went
 // wrong, and is safe to log and to keep in a dead-letter record: it never holds
-// the URL's query or userinfo, the signature secret or the connector's header
+// the URL's query or userinfo, the connector's secrets or its header
 // values. Unwrap gives the cause, for errors.Is.
 type Error struct {
 	msg string
@@ -121,25 +122,27 @@ func describe(err error) string {
 }
 
 // redact removes from msg everything of conn that must not be logged: the URL's
-// userinfo and query, the signature secret and the header values.
+// userinfo and query, the secrets and the header values. Longer values go
+// first, so that one containing another is still found whole.
 func redact(msg string, conn *dcon.Connector) string {
-	hide := func(s string) {
-		if len(s) >= minRedact {
-			msg = strings.ReplaceAll(msg, s, redacted)
-		}
-	}
-	hide(conn.HTTP.SignatureSecret)
+	hide := []string{conn.HTTP.SignatureSecret}
+	hide = append(hide, conn.HTTP.StandardWebhookSecrets...)
 	for _, v := range conn.HTTP.Headers {
-		hide(v)
+		hide = append(hide, v)
 	}
 	if u, err := url.Parse(conn.HTTP.URL); err == nil {
-		hide(u.RawQuery)
+		hide = append(hide, u.RawQuery)
 		if u.User != nil {
-			hide(u.User.String())
-			hide(u.User.Username())
+			hide = append(hide, u.User.String(), u.User.Username())
 			if p, ok := u.User.Password(); ok {
-				hide(p)
+				hide = append(hide, p)
 			}
+		}
+	}
+	slices.SortFunc(hide, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range hide {
+		if len(s) >= minRedact {
+			msg = strings.ReplaceAll(msg, s, redacted)
 		}
 	}
 	return msg

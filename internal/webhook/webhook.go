@@ -9,6 +9,12 @@
 // bounded by one timeout covering the whole exchange, and the response body is
 // read only up to a small limit, so a slow or hostile receiver cannot hold an
 // attempt or its memory.
+//
+// Every request is signed afresh on every attempt, with each scheme the
+// connector uses: X-Dt-Signature (HS256) when it has a signature secret;
+// DT-Asymmetric-Signature (ES256, with the active key of Config.Keys) unless
+// it turned that off; and the Standard Webhooks headers when it has whsec_
+// secrets.
 package webhook
 
 import (
@@ -64,6 +70,17 @@ type Config struct {
 	// values are measured against. Nil means time.Now. Result.Duration is always
 	// measured on the monotonic clock.
 	Now func() time.Time
+	// Keys sign DT-Asymmetric-Signature with their active key. Nil means the
+	// header is never sent.
+	Keys *signature.KeySet
+	// Issuer is the iss claim of DT-Asymmetric-Signature: the public URL under
+	// which dcon serves /.well-known/openid-configuration. Required with Keys.
+	Issuer string
+	// Organization returns the id of the organization that owns a project,
+	// the sub claim of DT-Asymmetric-Signature. It is called on every
+	// attempt, so it must be quick (cmd/dcon keeps a cache). Nil, or an
+	// empty answer, means dcon.DefaultOrganization.
+	Organization func(projectID string) string
 }
 
 func (c *Config) validate() error {
@@ -72,6 +89,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxResponseBytes < 0 {
 		return dcon.Errorf(dcon.EINVALID, "webhook max response bytes must not be negative, got %d", c.MaxResponseBytes)
+	}
+	if c.Keys != nil && c.Issuer == "" {
+		return dcon.Errorf(dcon.EINVALID, "webhook signing keys need an issuer URL")
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -153,6 +173,15 @@ func LoadRootCAs(caFile string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// Attempt is what one attempt delivers.
+type Attempt struct {
+	// EventID is the event's id, the same on every attempt: the webhook-id of
+	// Standard Webhooks.
+	EventID string
+	// Body is the exact bytes POSTed, the same on every attempt.
+	Body []byte
+}
+
 // Result is the outcome of one attempt.
 type Result struct {
 	StatusCode int           // 0 when no response arrived
@@ -161,22 +190,25 @@ type Result struct {
 	Duration   time.Duration // round trip of this attempt, body read included
 }
 
-// Send makes one attempt at delivering body to conn's endpoint: POST
+// Send makes one attempt at delivering a.Body to conn's endpoint: POST
 // conn.HTTP.URL with Content-Type: application/json, every header of
-// conn.HTTP.Headers, User-Agent, and a fresh X-Dt-Signature when the connector
-// has a signature secret (Content-Type, User-Agent and X-Dt-Signature replace a
-// connector header of the same name). It returns once the response has been read up to
+// conn.HTTP.Headers, User-Agent, and fresh signatures: X-Dt-Signature when the
+// connector has a signature secret, DT-Asymmetric-Signature when the client
+// has Keys and the connector did not turn it off, and webhook-id (a.EventID),
+// webhook-timestamp and webhook-signature when the connector has Standard
+// Webhooks secrets (these headers replace a connector header of the same
+// name). It returns once the response has been read up to
 // Config.MaxResponseBytes, the timeout passed, or ctx was done.
 //
-// A failure's Err never contains the URL's query or userinfo, the signature
-// secret or the configured header values. Err wraps context.Canceled when ctx
-// ended the attempt, and ErrTimeout when the attempt's own timeout did.
-func (c *Client) Send(ctx context.Context, conn *dcon.Connector, body []byte) Result {
+// A failure's Err never contains the URL's query or userinfo, the secrets or
+// the configured header values. Err wraps context.Canceled when ctx ended the
+// attempt, and ErrTimeout when the attempt's own timeout did.
+func (c *Client) Send(ctx context.Context, conn *dcon.Connector, a Attempt) Result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, ErrTimeout)
 	defer cancel()
 
-	req, err := c.newRequest(ctx, conn, body)
+	req, err := c.newRequest(ctx, conn, a)
 	if err != nil {
 		return Result{Err: err, Duration: time.Since(start)}
 	}
@@ -200,8 +232,8 @@ func (c *Client) Send(ctx context.Context, conn *dcon.Connector, body []byte) Re
 }
 
 // newRequest builds the signed request for one attempt.
-func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, body []byte) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.HTTP.URL, bytes.NewReader(body))
+func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.HTTP.URL, bytes.NewReader(a.Body))
 	if err != nil {
 		// The error quotes the URL; say only what is wrong with it.
 		return nil, &Error{msg: "invalid endpoint URL", err: ErrInvalidURL}
@@ -215,12 +247,51 @@ func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, body []by
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", c.cfg.UserAgent)
-	if secret := conn.HTTP.SignatureSecret; secret != "" {
-		var buf [512]byte
-		tok := signature.AppendDT(buf[:0], []byte(secret), body, c.cfg.Now(), xid.New().String())
-		h.Set(signature.DTHeader, string(tok))
+	if err := c.sign(h, conn, a, c.cfg.Now()); err != nil {
+		return nil, err
 	}
 	return req, nil
+}
+
+// sign sets the signature headers of one attempt, all issued at now.
+func (c *Client) sign(h http.Header, conn *dcon.Connector, a Attempt, now time.Time) error {
+	var buf [768]byte
+	if secret := conn.HTTP.SignatureSecret; secret != "" {
+		tok := signature.AppendDT(buf[:0], []byte(secret), a.Body, now, xid.New().String())
+		h.Set(signature.DTHeader, string(tok))
+	}
+	if c.cfg.Keys != nil && !conn.HTTP.AsymmetricSignatureOff {
+		tok, err := c.cfg.Keys.Sign(buf[:0], a.Body, now, c.cfg.Issuer, c.organization(conn.ProjectID))
+		if err != nil {
+			return &Error{msg: "sign " + signature.ES256Header, err: err}
+		}
+		h.Set(signature.ES256Header, string(tok))
+	}
+	if secrets := conn.HTTP.StandardWebhookSecrets; len(secrets) > 0 {
+		keys := make([][]byte, len(secrets))
+		for i, s := range secrets {
+			key, err := signature.ParseWhsec(s)
+			if err != nil {
+				// Validation keeps such secrets out; never send unsigned.
+				return &Error{msg: "invalid Standard Webhooks secret " + strconv.Itoa(i), err: err}
+			}
+			keys[i] = key
+		}
+		h.Set(signature.StandardIDHeader, a.EventID)
+		h.Set(signature.StandardTimestampHeader, strconv.FormatInt(now.Unix(), 10))
+		h.Set(signature.StandardSignatureHeader, signature.StandardSignAll(keys, a.EventID, now, a.Body))
+	}
+	return nil
+}
+
+// organization is the sub claim for a project's events.
+func (c *Client) organization(projectID string) string {
+	if c.cfg.Organization != nil {
+		if org := c.cfg.Organization(projectID); org != "" {
+			return org
+		}
+	}
+	return dcon.DefaultOrganization
 }
 
 // drain reads the response body up to the configured limit and closes it; with

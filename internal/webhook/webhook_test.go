@@ -24,6 +24,12 @@ import (
 
 const testBody = `{"event":{"eventId":"c82gg9catj3vmh4248og","eventType":"touch"},"labels":{},"metadata":{}}`
 
+// testEventID is the event id of testBody.
+const testEventID = "c82gg9catj3vmh4248og"
+
+// testAttempt is an attempt at delivering testBody.
+func testAttempt() Attempt { return Attempt{EventID: testEventID, Body: []byte(testBody)} }
+
 // testNow is the fixed clock of the tests' clients.
 func testNow() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) }
 
@@ -92,7 +98,7 @@ func TestSendDeliversSignedRequest(t *testing.T) {
 	conn.HTTP.Headers = map[string]string{"some-header": "abc123", "Authorization": "Bearer xyz"}
 	c := newClient(t, ts, Config{UserAgent: "dcon/test"})
 
-	res := c.Send(context.Background(), conn, []byte(testBody))
+	res := c.Send(context.Background(), conn, testAttempt())
 	if res.Err != nil || res.StatusCode != http.StatusAccepted {
 		t.Fatalf("result %+v, want 202 without error", res)
 	}
@@ -133,7 +139,7 @@ func TestSendWithoutSecretSendsNoSignature(t *testing.T) {
 		sig <- r.Header.Values("X-Dt-Signature")
 	}))
 	defer ts.Close()
-	res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
@@ -153,7 +159,7 @@ func TestSendMintsFreshTokenPerAttempt(t *testing.T) {
 	conn.HTTP.SignatureSecret = "s3cret"
 	c := newClient(t, ts, Config{})
 	for range 2 {
-		if res := c.Send(context.Background(), conn, []byte(testBody)); res.Err != nil {
+		if res := c.Send(context.Background(), conn, testAttempt()); res.Err != nil {
 			t.Fatal(res.Err)
 		}
 	}
@@ -169,7 +175,7 @@ func TestSendDefaultUserAgent(t *testing.T) {
 		ua <- r.UserAgent()
 	}))
 	defer ts.Close()
-	newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if v := <-ua; v != DefaultUserAgent {
 		t.Fatalf("User-Agent %q, want %q", v, DefaultUserAgent)
 	}
@@ -180,7 +186,7 @@ func TestSendSuccessIsAny2xx(t *testing.T) {
 	for _, status := range []int{200, 201, 202, 204, 299} {
 		ts := httptest.NewTLSServer(answer(status, ""))
 		defer ts.Close()
-		res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+		res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt())
 		if res.Err != nil || res.StatusCode != status {
 			t.Errorf("status %d: result %+v", status, res)
 		}
@@ -212,7 +218,7 @@ func TestSendFailsOnNon2xx(t *testing.T) {
 			t.Parallel()
 			ts := httptest.NewTLSServer(tt.handler)
 			defer ts.Close()
-			res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+			res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt())
 			if res.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", res.StatusCode, tt.status)
 			}
@@ -250,7 +256,7 @@ func TestSendRetryAfter(t *testing.T) {
 			t.Parallel()
 			ts := httptest.NewTLSServer(answer(tt.status, "", "Retry-After", tt.value))
 			defer ts.Close()
-			res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+			res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt())
 			if res.StatusCode != tt.status || res.Err == nil {
 				t.Fatalf("result %+v", res)
 			}
@@ -300,12 +306,12 @@ func TestSendVerifiesCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer untrusting.Close()
-	res := untrusting.Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res := untrusting.Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.StatusCode != 0 || res.Err == nil || res.Err.Error() != "tls: certificate signed by unknown authority" {
 		t.Fatalf("untrusted certificate: result %+v", res)
 	}
 
-	res = newClient(t, ts, Config{RootCAs: trusting(ts)}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res = newClient(t, ts, Config{RootCAs: trusting(ts)}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.Err != nil {
 		t.Fatalf("trusted certificate: %v", res.Err)
 	}
@@ -317,7 +323,7 @@ func TestSendChecksHostname(t *testing.T) {
 	defer ts.Close()
 	// The test certificate is for 127.0.0.1 and example.com, not localhost.
 	url := strings.Replace(ts.URL, "127.0.0.1", "localhost", 1)
-	res := newClient(t, ts, Config{}).Send(context.Background(), connector(url), []byte(testBody))
+	res := newClient(t, ts, Config{}).Send(context.Background(), connector(url), testAttempt())
 	if res.Err == nil || res.Err.Error() != "tls: certificate is not valid for the endpoint's host" {
 		t.Fatalf("result %+v", res)
 	}
@@ -338,7 +344,7 @@ func TestLoadRootCAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := newClient(t, ts, Config{RootCAs: pool}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res := newClient(t, ts, Config{RootCAs: pool}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.Err != nil {
 		t.Fatalf("send with loaded CAs: %v", res.Err)
 	}
@@ -369,7 +375,7 @@ func TestSendTimesOut(t *testing.T) {
 	defer ts.Close()
 	defer close(release) // runs before ts.Close, so the handler can end
 
-	res := newClient(t, ts, Config{Timeout: 200 * time.Millisecond}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res := newClient(t, ts, Config{Timeout: 200 * time.Millisecond}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.StatusCode != 0 || !errors.Is(res.Err, ErrTimeout) {
 		t.Fatalf("result %+v, want a timeout", res)
 	}
@@ -393,7 +399,7 @@ func TestSendTimeoutCoversBody(t *testing.T) {
 	defer ts.Close()
 	defer close(release)
 
-	res := newClient(t, ts, Config{Timeout: 200 * time.Millisecond}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+	res := newClient(t, ts, Config{Timeout: 200 * time.Millisecond}).Send(context.Background(), connector(ts.URL), testAttempt())
 	if res.StatusCode != 500 || res.Err == nil || res.Err.Error() != "HTTP 500 Internal Server Error: partial" {
 		t.Fatalf("result %+v", res)
 	}
@@ -415,7 +421,7 @@ func TestSendHonoursCallerCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-arrived; cancel() }()
-	res := newClient(t, ts, Config{Timeout: time.Minute}).Send(ctx, connector(ts.URL), []byte(testBody))
+	res := newClient(t, ts, Config{Timeout: time.Minute}).Send(ctx, connector(ts.URL), testAttempt())
 	if !errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, ErrTimeout) {
 		t.Fatalf("result %+v, want canceled", res)
 	}
@@ -437,7 +443,7 @@ func TestSendEndlessBody(t *testing.T) {
 			}
 		}))
 		defer ts.Close()
-		res := newClient(t, ts, Config{Timeout: time.Minute}).Send(context.Background(), connector(ts.URL), []byte(testBody))
+		res := newClient(t, ts, Config{Timeout: time.Minute}).Send(context.Background(), connector(ts.URL), testAttempt())
 		if res.StatusCode != status {
 			t.Fatalf("status %d: result %+v", status, res)
 		}
@@ -466,7 +472,7 @@ func TestSendReusesConnections(t *testing.T) {
 
 		c := newClient(t, ts, Config{})
 		for i := range 20 {
-			res := c.Send(context.Background(), connector(ts.URL), []byte(testBody))
+			res := c.Send(context.Background(), connector(ts.URL), testAttempt())
 			if res.Err != nil {
 				t.Fatalf("send %d: %v", i, res.Err)
 			}
@@ -486,7 +492,7 @@ func TestSendSpeaksHTTP2WhenOffered(t *testing.T) {
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
 	defer ts.Close()
-	if res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), []byte(testBody)); res.Err != nil {
+	if res := newClient(t, ts, Config{}).Send(context.Background(), connector(ts.URL), testAttempt()); res.Err != nil {
 		t.Fatal(res.Err)
 	}
 	if p := <-proto; p != 2 {
@@ -503,7 +509,7 @@ func TestSendConnectionRefused(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	res := newClient(t, nil, Config{}).Send(context.Background(), connector("https://"+addr+"/x"), []byte(testBody))
+	res := newClient(t, nil, Config{}).Send(context.Background(), connector("https://"+addr+"/x"), testAttempt())
 	if res.StatusCode != 0 || res.Err == nil || res.Err.Error() != "connection refused" {
 		t.Fatalf("result %+v", res)
 	}
@@ -517,7 +523,7 @@ func TestSendPlainHTTPToTLSServerFails(t *testing.T) {
 	ts := httptest.NewServer(answer(200, ""))
 	defer ts.Close()
 	url := strings.Replace(ts.URL, "http://", "https://", 1)
-	res := newClient(t, nil, Config{}).Send(context.Background(), connector(url), []byte(testBody))
+	res := newClient(t, nil, Config{}).Send(context.Background(), connector(url), testAttempt())
 	if res.StatusCode != 0 || res.Err == nil || res.Err.Error() != "http: server gave HTTP response to HTTPS client" {
 		t.Fatalf("result %+v", res)
 	}
@@ -530,7 +536,7 @@ func TestSendErrorsHideSecrets(t *testing.T) {
 	t.Parallel()
 	echo := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, r.URL.RawQuery+" "+r.Header.Get("X-Api-Key")+" "+r.Header.Get("X-Dt-Signature"))
+		io.WriteString(w, r.URL.RawQuery+" "+r.Header.Get("X-Api-Key")+" "+r.Header.Get("X-Dt-Signature")+" "+r.URL.Query().Get("whsec"))
 	}))
 	defer echo.Close()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -540,13 +546,14 @@ func TestSendErrorsHideSecrets(t *testing.T) {
 	refused := l.Addr().String()
 	l.Close()
 
-	secrets := []string{"supersecretquery", "hunter2pass", "alice-user", "api-key-value", "signing-secret"}
+	secrets := []string{"supersecretquery", "hunter2pass", "alice-user", "api-key-value", "signing-secret", testWhsec1}
 	for _, base := range []string{echo.URL, "https://" + refused, "https://no-such-host.invalid"} {
-		u := strings.Replace(base, "https://", "https://alice-user:hunter2pass@", 1) + "/hook?token=supersecretquery"
+		u := strings.Replace(base, "https://", "https://alice-user:hunter2pass@", 1) + "/hook?token=supersecretquery&whsec=" + testWhsec1
 		conn := connector(u)
 		conn.HTTP.SignatureSecret = "signing-secret"
+		conn.HTTP.StandardWebhookSecrets = []string{testWhsec1}
 		conn.HTTP.Headers = map[string]string{"X-Api-Key": "api-key-value"}
-		res := newClient(t, echo, Config{Timeout: 5 * time.Second}).Send(context.Background(), conn, []byte(testBody))
+		res := newClient(t, echo, Config{Timeout: 5 * time.Second}).Send(context.Background(), conn, testAttempt())
 		if res.Err == nil {
 			t.Fatalf("%s: no error", base)
 		}
@@ -562,7 +569,7 @@ func TestSendInvalidURL(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, nil, Config{})
 	for _, u := range []string{"://no-scheme?secret=1", "ftp://example.com/x", ""} {
-		res := c.Send(context.Background(), connector(u), []byte(testBody))
+		res := c.Send(context.Background(), connector(u), testAttempt())
 		if !errors.Is(res.Err, ErrInvalidURL) || strings.Contains(res.Err.Error(), "secret") {
 			t.Errorf("URL %q: err %v", u, res.Err)
 		}
@@ -620,7 +627,7 @@ func BenchmarkSend(b *testing.B) {
 			b.Run("serial", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if res := c.Send(context.Background(), conn, body); res.Err != nil {
+					if res := c.Send(context.Background(), conn, Attempt{EventID: testEventID, Body: body}); res.Err != nil {
 						b.Fatal(res.Err)
 					}
 				}
@@ -630,7 +637,7 @@ func BenchmarkSend(b *testing.B) {
 				var once sync.Once
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if res := c.Send(context.Background(), conn, body); res.Err != nil {
+						if res := c.Send(context.Background(), conn, Attempt{EventID: testEventID, Body: body}); res.Err != nil {
 							once.Do(func() { b.Error(res.Err) })
 						}
 					}
