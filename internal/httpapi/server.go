@@ -124,6 +124,7 @@ func (a *api) routes() {
 	a.handle("PATCH "+connectors+"/{d}", a.patchConnector)
 	a.handle("DELETE "+connectors+"/{d}", a.deleteConnector)
 	a.handle("POST "+connectors+"/{d}", a.postConnector) // {d}:sync
+	a.handle("GET "+connectors+"/{d}/deadletters", a.deadLetters)
 
 	const devices = "/v2/projects/{p}/devices"
 	a.handle("GET "+devices, a.listDevices)
