@@ -16,7 +16,7 @@ import (
 // Sender makes one attempt to deliver a body to a connector's endpoint.
 // *webhook.Client implements it.
 type Sender interface {
-	Send(ctx context.Context, c *dcon.Connector, body []byte) webhook.Result
+	Send(ctx context.Context, c *dcon.Connector, a webhook.Attempt) webhook.Result
 }
 
 // Connectors finds a connector as it is now; *ingest.Router implements it.
@@ -239,13 +239,17 @@ func (e *Engine) recoverLeases(ctx context.Context) error {
 // lease and is claimed again when the lease ends.
 func (e *Engine) handle(ctx context.Context, ds []dcon.Delivery, now time.Time) {
 	full := false
+	var expired []dcon.Delivery
 	for i := range ds {
 		switch {
 		case ds[i].Expired(now):
-			e.expire(ctx, ds[i], now)
+			expired = append(expired, ds[i])
 		case !full:
 			full = !e.launch(ds[i])
 		}
+	}
+	if len(expired) > 0 {
+		e.expire(ctx, expired, now) // one synced write for all of them
 	}
 }
 
@@ -276,10 +280,10 @@ func (e *Engine) attempt(d dcon.Delivery) {
 		return
 	}
 	if now := e.cfg.Now(); d.Expired(now) {
-		e.expire(store, d, now)
+		e.expire(store, []dcon.Delivery{d}, now)
 		return
 	}
-	res := e.cfg.Sender.Send(e.run, c, d.Body)
+	res := e.cfg.Sender.Send(e.run, c, webhook.Attempt{EventID: d.EventID, Body: d.Body})
 	if e.run.Err() != nil {
 		return // cancelled by Stop: the lease brings it back after a restart
 	}
@@ -312,14 +316,18 @@ func (e *Engine) ack(ctx context.Context, d dcon.Delivery) {
 	}
 }
 
-func (e *Engine) expire(ctx context.Context, d dcon.Delivery, now time.Time) {
-	if d.LastError == "" {
-		d.LastError = "expired before any attempt"
+func (e *Engine) expire(ctx context.Context, ds []dcon.Delivery, now time.Time) {
+	for i := range ds {
+		if ds[i].LastError == "" {
+			ds[i].LastError = "expired before any attempt"
+		}
 	}
-	if err := e.cfg.Queue.Expire(ctx, []dcon.Delivery{d}, now); err != nil {
-		e.log.Error("expire a delivery", "connector", d.ConnectorID, "event", d.EventID, "err", err)
+	if err := e.cfg.Queue.Expire(ctx, ds, now); err != nil {
+		e.log.Error("expire deliveries; they will be expired when claimed again", "count", len(ds), "err", err)
 		return
 	}
-	e.log.Info("delivery expired", "connector", d.ConnectorID, "event", d.EventID,
-		"attempts", d.Attempts, "last_error", d.LastError)
+	for _, d := range ds {
+		e.log.Info("delivery expired", "connector", d.ConnectorID, "event", d.EventID,
+			"attempts", d.Attempts, "last_error", d.LastError)
+	}
 }
