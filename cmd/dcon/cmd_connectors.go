@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
+
+	"dcon"
 )
 
 // cliConnector is the part of a data connector resource that the table shows.
@@ -42,6 +47,7 @@ func connectorsNoun() noun {
   dcon connectors update c16pegipidie7lltrefg --project office --url https://example.com/v2/in
   dcon connectors metrics c16pegipidie7lltrefg --project office
   dcon connectors disable c16pegipidie7lltrefg --project office
+  dcon connectors rotate-secret c16pegipidie7lltrefg --project office
 `,
 		verbs: []verb{
 			{"list", "list a project's data connectors", runConnectorsList},
@@ -53,6 +59,7 @@ func connectorsNoun() noun {
 			{"sync", "re-send every device's latest event of each type", runConnectorsSync},
 			{"enable", "set the status to ACTIVE", runConnectorsStatus("enable", "ACTIVE")},
 			{"disable", "set the status to USER_DISABLED (drops its queue)", runConnectorsStatus("disable", "USER_DISABLED")},
+			{"rotate-secret", "change the signature secret without a gap, step by step", runConnectorsRotateSecret(os.Stdin)},
 		},
 	}
 }
@@ -289,4 +296,121 @@ func runConnectorsStatus(name, status string) func(context.Context, []string, io
 		}
 		return printOne(stdout, o.output, raw, connectorColumns(), connectorRow)
 	}
+}
+
+// runConnectorsRotateSecret returns the rotate-secret verb, which asks for
+// confirmation on in when in is a terminal.
+func runConnectorsRotateSecret(in *os.File) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return rotateSecret(ctx, args, in, isInteractive(in), stdout, stderr)
+	}
+}
+
+// isInteractive reports whether f is a terminal someone can answer on: a
+// character device, but not the null device (whose reads end at once).
+func isInteractive(f *os.File) bool {
+	if !isTerminal(f) {
+		return false
+	}
+	st, err := f.Stat()
+	null, nullErr := os.Stat(os.DevNull)
+	return err == nil && (nullErr != nil || !os.SameFile(st, null))
+}
+
+// rotateSecret walks an operator through changing a connector's
+// signatureSecret with no gap: the receiver accepts the old and the new
+// secret, dcon switches, the receiver drops the old one. stdin is read for
+// the confirmation when interactive.
+func rotateSecret(ctx context.Context, args []string, stdin io.Reader, interactive bool, stdout, stderr io.Writer) error {
+	fs := verbFlags("connectors rotate-secret <connector-id>",
+		`Change a data connector's signature secret (X-Dt-Signature) without a gap, in four steps:
+  1. configure your receiver to accept both the current and the new secret;
+  2. confirm here (or pass --yes);
+  3. dcon switches the connector to the new secret (PATCH, update_mask=httpConfig.signatureSecret);
+  4. after a few minutes, remove the old secret from your receiver.
+The new secret is --new-secret, or 32 random bytes (base64url) made up here.`,
+		`  dcon connectors rotate-secret c16pegipidie7lltrefg --project office
+  dcon connectors rotate-secret c16pegipidie7lltrefg --project office --new-secret "$NEW" --yes
+`, stderr)
+	o := addClientFlags(fs, true)
+	var next string
+	var yes bool
+	fs.StringVar(&next, "new-secret", "", "the new signature `secret` (default: a strong one made up here)")
+	fs.BoolVar(&yes, "yes", false, "switch without asking for confirmation (for scripts: make sure the receiver accepts both secrets first)")
+	c, id, err := parseClientID(fs, o, args, "the data connector id")
+	if err != nil {
+		return err
+	}
+	if !yes && !interactive {
+		return usagef("cannot ask for confirmation: the input is not a terminal; pass --yes once your receiver accepts both secrets")
+	}
+	if len(next) > dcon.MaxSignatureSecretLen {
+		return usagef("--new-secret: over %d bytes", dcon.MaxSignatureSecretLen)
+	}
+	if next == "" {
+		next = newSecret()
+	}
+	path := connectorPath(o.project, id)
+	raw, err := c.get(ctx, path, nil)
+	if err != nil {
+		return err
+	}
+	var conn struct {
+		HTTPConfig struct {
+			SignatureSecret string `json:"signatureSecret"`
+		} `json:"httpConfig"`
+	}
+	if err := json.Unmarshal(raw, &conn); err != nil {
+		return fmt.Errorf("read the server's answer: %w", err)
+	}
+	if conn.HTTPConfig.SignatureSecret == next {
+		return usagef("--new-secret is the connector's current secret: nothing to rotate")
+	}
+
+	guide := stdout // the steps are the output, except that JSON output stays JSON
+	if o.output == "json" {
+		guide = stderr
+	}
+	printRotationSteps(guide, id, o.project, conn.HTTPConfig.SignatureSecret != "", next)
+	if !yes {
+		fmt.Fprint(stderr, "\nDoes your receiver accept both secrets now? Type yes to switch the connector: ")
+		answer, _ := bufio.NewReader(stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "yes" && a != "y" {
+			return errors.New("not confirmed: the connector keeps its current secret")
+		}
+	}
+	raw, err = c.patch(ctx, path, url.Values{"update_mask": {"httpConfig.signatureSecret"}},
+		map[string]any{"httpConfig": map[string]any{"signatureSecret": next}})
+	if err != nil {
+		return fmt.Errorf("switch to the new secret: %w", err)
+	}
+	fmt.Fprintf(guide, "\nSwitched: data connector %s signs with the new secret from now on, retries included.\n", id)
+	fmt.Fprintf(guide, "Last step (4): in a few minutes, remove the old secret from your receiver.\n")
+	if o.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	return nil
+}
+
+// printRotationSteps writes steps 1 to 4 of a secret rotation.
+func printRotationSteps(w io.Writer, id, project string, hasSecret bool, next string) {
+	fmt.Fprintf(w, "Rotating the signature secret of data connector %s (project %s).\n\nNew secret: %s\n\n", id, project, next)
+	if hasSecret {
+		fmt.Fprintf(w, `1. Configure your receiver to accept both the current secret and the new one, for example
+     dcon listen --secret "$CURRENT_SECRET" --secret %[1]q
+     receiver.Config{Secrets: []string{currentSecret, %[1]q}}
+   (Python and Node.js: docs/receiving.md, "Rotate the secret").
+`, next)
+	} else {
+		fmt.Fprint(w, `1. The connector has no secret now: its requests carry no X-Dt-Signature. Make your
+   receiver accept requests signed with the new secret, and unsigned ones until step 4.
+`)
+	}
+	fmt.Fprint(w, `2. Confirm that it does.
+3. dcon switches the connector to the new secret: every attempt from then on, retries of
+   older events included, is signed afresh with it.
+4. After a short window, remove the old secret from your receiver. A few minutes are
+   enough: an attempt lasts at most 10 s, and a request your receiver refuses is retried,
+   signed with the new secret.
+`)
 }

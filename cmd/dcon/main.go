@@ -4,9 +4,11 @@
 //	dcon listen      run a receiver that prints the events it gets and checks their signatures
 //	dcon projects    list, get, create, update and delete projects
 //	dcon devices     list, get, create, update and delete (emulated) devices
-//	dcon connectors  manage data connectors: also metrics, sync, enable, disable
+//	dcon connectors  manage data connectors: also metrics, sync, enable, disable, rotate-secret
+//	dcon keys        list and rotate the keys that sign DT-Asymmetric-Signature
 //	dcon publish     publish one event for a device
 //	dcon emulate     run emulated sensors that publish realistic events at a chosen rate
+//	dcon bench       measure dcon end to end against the raw ceiling
 //	dcon version     print the version
 //
 // The client commands talk to a running server: --server (DCON_SERVER),
@@ -59,8 +61,10 @@ func commands() []command {
 		{"projects", "list, create, update and delete projects", projectsNoun().run},
 		{"devices", "list, create, update and delete a project's emulated devices", devicesNoun().run},
 		{"connectors", "manage a project's data connectors, their metrics and sync", connectorsNoun().run},
+		{"keys", "show and rotate the keys that sign DT-Asymmetric-Signature", keysNoun().run},
 		{"publish", "publish one event for a device", runPublish},
 		{"emulate", "emulate sensors publishing events at a steady rate", runEmulate},
+		{"bench", "measure dcon end to end against the raw ceiling (starts its own server)", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "dcon", version)
 			return err

@@ -69,7 +69,7 @@ func (n noun) usage(w io.Writer) {
 // commandLabel names the command that args run, for messages: the noun and its
 // verb ("connectors get") for client commands, else the command's name.
 func commandLabel(name string, args []string) string {
-	for _, n := range []noun{projectsNoun(), devicesNoun(), connectorsNoun()} {
+	for _, n := range []noun{projectsNoun(), devicesNoun(), connectorsNoun(), keysNoun()} {
 		if n.name == name && len(args) > 0 && slices.Contains(n.verbNames(), args[0]) {
 			return name + " " + args[0]
 		}

@@ -10,7 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"dcon"
 	"dcon/internal/delivery"
@@ -33,6 +38,13 @@ type serveConfig struct {
 	DrainTimeout time.Duration // how long shutdown waits for attempts under way
 	AutoDisable  time.Duration // a connector failing this long with no success is disabled
 	LogLevel     slog.Level
+	Issuer       string        // iss of DT-Asymmetric-Signature, where /.well-known/ is served; "" means http://<Addr>
+	KeyOverlap   time.Duration // how long a signing key replaced by a rotation stays published; 0 means 24h
+
+	// For tests only (torture/): flags marked FOR TESTS ONLY in --help.
+	TestClockFile string // the clock is time.Now() + the duration in this file, re-read every 100ms
+	TestFaultFile string // while this file exists, the store's file writes (or, if it says "sync", syncs) fail
+	FS            vfs.FS // the store's file system; default the operating system's
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,6 +60,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long to wait for attempts under way")
 	fs.DurationVar(&cfg.AutoDisable, "auto-disable-after", dcon.AutoDisableAfter, "disable a connector that has failed, with no success, for this long")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.StringVar(&cfg.Issuer, "issuer", "", "public `URL` of this server: the iss of DT-Asymmetric-Signature, under which receivers find /.well-known/openid-configuration (default http://<addr>; in production, the public https:// URL)")
+	fs.DurationVar(&cfg.KeyOverlap, "key-overlap", defaultKeyOverlap, "how long a signing key replaced by 'dcon keys rotate' stays published")
+	fs.StringVar(&cfg.TestClockFile, "test-clock-offset-file", "", "FOR TESTS ONLY: the clock is now + the duration (\"12h\") in this `file`, re-read every 100ms")
+	fs.StringVar(&cfg.TestFaultFile, "test-disk-fault-file", "", "FOR TESTS ONLY: while this `file` exists, the store's writes fail (only its syncs if the file says \"sync\")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,6 +147,7 @@ func isTerminal(f *os.File) bool {
 // node is one running dcon: its store, routing, ingest, delivery engine and API.
 type node struct {
 	db       *pebble.DB
+	keys     *signingKeys
 	sender   *webhook.Client
 	stats    *stats.Tracker
 	watchdog *stats.Watchdog
@@ -148,11 +165,18 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log})
+	keys, err := loadKeySet(cfg.Data, cfg.KeyOverlap, time.Now(), log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TestFaultFile != "" {
+		cfg.FS = faultFS(cfg.FS, cfg.TestFaultFile)
+	}
+	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log, FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("open the store in %s: %w", cfg.Data, err)
 	}
-	n := &node{db: db}
+	n := &node{db: db, keys: keys}
 	if err := n.wire(ctx, cfg, roots, log); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -162,10 +186,17 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 
 func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, log *slog.Logger) error {
 	var err error
+	issuer, err := resolveIssuer(cfg.Issuer, cfg.Addr)
+	if err != nil {
+		return err
+	}
 	n.sender, err = webhook.New(webhook.Config{
-		Timeout:   cfg.Timeout,
-		RootCAs:   roots,
-		UserAgent: "dcon/" + version,
+		Timeout:      cfg.Timeout,
+		RootCAs:      roots,
+		UserAgent:    "dcon/" + version,
+		Keys:         n.keys.set,
+		Issuer:       issuer,
+		Organization: newOrganizations(n.db, log.With("component", "signing")).Of,
 	})
 	if err != nil {
 		return err
@@ -175,7 +206,11 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		return err
 	}
 	router.WithLogger(log.With("component", "router"))
-	n.stats, err = stats.New(stats.Config{Store: n.db, Logger: log.With("component", "stats")})
+	now := time.Now
+	if cfg.TestClockFile != "" {
+		now = (&offsetClock{path: cfg.TestClockFile}).Now
+	}
+	n.stats, err = stats.New(stats.Config{Store: n.db, Logger: log.With("component", "stats"), Now: now})
 	if err != nil {
 		return err
 	}
@@ -191,6 +226,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Backoff:    delivery.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
 		Logger:     log.With("component", "delivery"),
 		Lease:      lease,
+		Now:        now,
 	})
 	if err != nil {
 		return err
@@ -202,6 +238,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Queue:    n.db,
 		Dispatch: n.engine,
 		Lease:    lease,
+		Now:      now,
 	})
 	if err != nil {
 		return err
@@ -212,7 +249,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err := n.stats.Start(ctx); err != nil {
 		return err
 	}
-	n.watchdog, err = stats.NewWatchdog(stats.WatchdogConfig{Tracker: n.stats, Connectors: router,
+	n.watchdog, err = stats.NewWatchdog(stats.WatchdogConfig{Tracker: n.stats, Connectors: router, Now: now,
 		After: cfg.AutoDisable, Logger: log.With("component", "watchdog")})
 	if err != nil {
 		return err
@@ -237,6 +274,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
 		Logger:     log.With("component", "api"),
 	}).Handler()
+	n.api = (&httpapi.KeyServer{Keys: n.keys, Issuer: issuer, Logger: log.With("component", "keys")}).Handler(n.api)
 	return nil
 }
 
@@ -261,4 +299,50 @@ func (n *node) Close(ctx context.Context) error {
 	}
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
+}
+
+// offsetClock is the --test-clock-offset-file clock, for tests only: time.Now()
+// plus the duration written in a file, which it re-reads every 100ms.
+type offsetClock struct {
+	path   string
+	mu     sync.Mutex
+	offset time.Duration
+	next   time.Time // when to re-read the file
+}
+
+func (c *offsetClock) Now() time.Time {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !now.Before(c.next) {
+		c.next = now.Add(100 * time.Millisecond)
+		if b, err := os.ReadFile(c.path); err == nil {
+			if d, err := time.ParseDuration(strings.TrimSpace(string(b))); err == nil {
+				c.offset = d
+			}
+		}
+	}
+	return now.Add(c.offset)
+}
+
+// faultFS is the --test-disk-fault-file file system, for tests only: while the
+// file exists, every write operation fails, or only syncs if the file says "sync".
+func faultFS(fs vfs.FS, path string) vfs.FS {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind.ReadOrWrite() != errorfs.OpIsWrite {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		sync := op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData || op.Kind == errorfs.OpFileSyncTo
+		if strings.TrimSpace(string(b)) == "sync" && !sync {
+			return nil
+		}
+		return errorfs.ErrInjected
+	}))
 }
