@@ -67,7 +67,7 @@ func TestBenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"throughput/single", "throughput/bulk", "latency", "fanout", "connectors", "isolation", "backlog"} {
+	for _, want := range []string{"throughput/single", "throughput/bulk", "throughput/bulk+es256", "latency", "fanout", "connectors", "isolation", "backlog"} {
 		if names[want] == nil {
 			t.Errorf("no result for %s", want)
 		}

@@ -81,12 +81,19 @@ func (e *env) throughput(ctx context.Context) ([]Result, error) {
 	modes := []struct {
 		name        string
 		conc, batch int
+		es256       bool
 	}{
-		{"throughput/single", cfg.Concurrency, 0},
-		{"throughput/bulk", max(1, cfg.Concurrency/8), 100},
+		{"throughput/single", cfg.Concurrency, 0, false},
+		{"throughput/bulk", max(1, cfg.Concurrency/8), 100, false},
+		{"throughput/bulk+es256", max(1, cfg.Concurrency/8), 100, true},
 	}
 	var out []Result
 	for _, m := range modes {
+		if m.es256 {
+			if err := e.api.setAsymmetric(ctx, p.id, true); err != nil {
+				return out, fmt.Errorf("turn ES256 on: %w", err)
+			}
+		}
 		res := e.loadResult(ctx, m.name, pubSpec{conc: m.conc, d: cfg.Duration / 2, batch: m.batch,
 			targets: p.targets(), window: int64(cfg.Window)}, []group{{p.id, p.sinks}})
 		res.RawLatency = rawLat
