@@ -78,6 +78,7 @@ class Keys {
   }
 
   async key(kid) {
+    if (this.fetching && !this.keys.has(kid)) await this.fetching; // a fetch under way may bring the kid
     const age = this.fetched === null ? Infinity : Date.now() - this.fetched;
     if (age > JWKS_MAX_AGE || (!this.keys.has(kid) && age >= this.minRefresh)) {
       this.fetching ??= this.fetch().finally(() => { this.fetching = null; });
