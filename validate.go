@@ -12,8 +12,27 @@ import (
 
 // ConnectorRules are the server-wide rules a connector must follow.
 type ConnectorRules struct {
-	// AllowHTTP lets connector URLs use http:// (development mode only).
+	// AllowHTTP lets connector URLs use http:// (development mode only). It
+	// also allows every destination, loopback and private addresses included:
+	// in development, receivers run on this machine.
 	AllowHTTP bool
+	// Destinations says which addresses connector URLs may point to. The zero
+	// value is strict: the host of a URL must be a DNS name or a public IP
+	// address; Destinations.Allow adds ranges for receivers on premises (dcon
+	// serve --allow-destination). See [DestinationPolicy].
+	Destinations DestinationPolicy
+	// LookupIP, when set, resolves the host of a URL that is a DNS name at
+	// creation and update (see [CheckConnectorDestination]); internal/webhook
+	// checks it again at every attempt. Nil: names are checked at dial time
+	// only.
+	LookupIP LookupFunc
+}
+
+// destinations is the policy the rules stand for.
+func (r ConnectorRules) destinations() DestinationPolicy {
+	p := r.Destinations
+	p.AllowAll = p.AllowAll || r.AllowHTTP
+	return p
 }
 
 // Limits on a connector's settings.
@@ -22,7 +41,11 @@ const (
 	MaxConnectorURLLen    = 2048
 	MaxSignatureSecretLen = 1024
 	MaxConnectorHeaders   = 32
+	MaxHeaderNameLen      = 256
 	MaxHeaderValueLen     = 8 << 10
+	// MaxHeadersBytes bounds a connector's custom headers together: the sum
+	// of their names' and values' lengths.
+	MaxHeadersBytes = 16 << 10
 	// MaxStandardWebhookSecrets is how many Standard Webhooks secrets a
 	// connector may have at once: enough for a rotation or two.
 	MaxStandardWebhookSecrets = 5
@@ -48,12 +71,15 @@ const (
 //     without duplicates;
 //   - httpConfig.url is an absolute https:// URL (http:// too when
 //     rules.AllowHTTP) of at most 2048 bytes, with a host and without user
-//     information or fragment;
+//     information or fragment, whose host is a DNS name other than localhost
+//     or a canonical IP address that the rules' [DestinationPolicy] allows
+//     (any host when rules.AllowHTTP);
 //   - httpConfig.signatureSecret is at most 1024 bytes;
-//   - httpConfig.headers are at most 32, their names HTTP tokens (RFC 9110),
-//     distinct case-insensitively and none that the protocol or the signature
-//     owns (see [ReservedHeader]); their values at most 8 KiB without control
-//     characters other than tab;
+//   - httpConfig.headers are at most 32, their names HTTP tokens (RFC 9110)
+//     of at most 256 bytes, distinct case-insensitively and none that the
+//     protocol or the signature owns (see [ReservedHeader]); their values at
+//     most 8 KiB without control characters other than tab (so no CR or LF);
+//     names and values at most 16 KiB together;
 //   - httpConfig.standardWebhookSecrets are at most 5, distinct, each "whsec_"
 //     followed by the standard base64 of a 24- to 64-byte key.
 func ValidateConnector(c *Connector, rules ConnectorRules) error {
@@ -107,8 +133,10 @@ func validateHTTPConfig(h *HTTPConfig, rules ConnectorRules) error {
 		return Errorf(EINVALID, "httpConfig.headers: at most %d headers", MaxConnectorHeaders)
 	}
 	names := make([]string, 0, len(h.Headers))
-	for name := range h.Headers {
+	size := 0
+	for name, value := range h.Headers {
 		names = append(names, name)
+		size += len(name) + len(value)
 	}
 	slices.Sort(names) // the same error for the same headers
 	for i, name := range names {
@@ -120,6 +148,9 @@ func validateHTTPConfig(h *HTTPConfig, rules ConnectorRules) error {
 				return Errorf(EINVALID, "httpConfig.headers[%s]: same header as %s", quoteName(name), quoteName(prev))
 			}
 		}
+	}
+	if size > MaxHeadersBytes {
+		return Errorf(EINVALID, "httpConfig.headers: over %d bytes of names and values together", MaxHeadersBytes)
 	}
 	return validateStandardWebhookSecrets(h.StandardWebhookSecrets)
 }
@@ -185,7 +216,17 @@ func connectorURLProblem(raw string, rules ConnectorRules) string {
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "must not contain a fragment"
 	}
-	return ""
+	return rules.destinations().hostProblem(u.Hostname())
+}
+
+// urlHost returns the host of a connector URL as a resolver takes it (no
+// brackets, no port), or "" when raw does not parse.
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // headerProblem says what is wrong with a custom header, or "".
@@ -193,6 +234,8 @@ func headerProblem(name, value string) string {
 	switch {
 	case !isToken(name):
 		return "not a valid header name"
+	case len(name) > MaxHeaderNameLen:
+		return "name over " + strconv.Itoa(MaxHeaderNameLen) + " bytes"
 	case ReservedHeader(name):
 		return "reserved header: dcon sets it"
 	case len(value) > MaxHeaderValueLen:
@@ -210,7 +253,7 @@ func headerProblem(name, value string) string {
 // (case-insensitively) because the protocol or dcon's signatures own it.
 func ReservedHeader(name string) bool {
 	switch strings.ToLower(name) {
-	case "host", "content-length", "content-type", "transfer-encoding",
+	case "host", "content-length", "content-type", "transfer-encoding", "user-agent",
 		"connection", "keep-alive", "upgrade", "te", "trailer",
 		"x-dt-signature", "dt-asymmetric-signature",
 		"webhook-id", "webhook-timestamp", "webhook-signature":

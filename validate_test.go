@@ -79,8 +79,10 @@ func TestValidateConnector(t *testing.T) {
 
 		// URL.
 		{"no url", func(c *dcon.Connector) { c.HTTP.URL = "" }, dcon.ConnectorRules{}, "httpConfig.url: required"},
-		{"url with port, query", func(c *dcon.Connector) { c.HTTP.URL = "https://127.0.0.1:8443/hook?token=abc" }, dcon.ConnectorRules{}, ""},
-		{"url IPv6", func(c *dcon.Connector) { c.HTTP.URL = "https://[::1]:8443/hook" }, dcon.ConnectorRules{}, ""},
+		{"url with port, query", func(c *dcon.Connector) { c.HTTP.URL = "https://8.8.8.8:8443/hook?token=abc" }, dcon.ConnectorRules{}, ""},
+		{"url IPv6", func(c *dcon.Connector) { c.HTTP.URL = "https://[2001:4860:4860::8888]:8443/hook" }, dcon.ConnectorRules{}, ""},
+		{"url loopback", func(c *dcon.Connector) { c.HTTP.URL = "https://127.0.0.1:8443/hook" }, dcon.ConnectorRules{}, "httpConfig.url: host is a loopback, private, link-local or otherwise non-public address"},
+		{"url loopback, dev", func(c *dcon.Connector) { c.HTTP.URL = "https://[::1]:8443/hook" }, dcon.ConnectorRules{AllowHTTP: true}, ""},
 		{"url uppercase scheme", func(c *dcon.Connector) { c.HTTP.URL = "HTTPS://example.com/" }, dcon.ConnectorRules{}, ""},
 		{"url 2048 bytes", func(c *dcon.Connector) { c.HTTP.URL = "https://example.com/" + strings.Repeat("a", 2048-20) }, dcon.ConnectorRules{}, ""},
 		{"url 2049 bytes", func(c *dcon.Connector) { c.HTTP.URL = "https://example.com/" + strings.Repeat("a", 2049-20) }, dcon.ConnectorRules{}, "httpConfig.url: over 2048 bytes"},
@@ -136,8 +138,15 @@ func TestValidateConnector(t *testing.T) {
 		// Headers.
 		{"no headers", func(c *dcon.Connector) { c.HTTP.Headers = nil }, dcon.ConnectorRules{}, ""},
 		{"token characters", func(c *dcon.Connector) {
-			c.HTTP.Headers = map[string]string{"X-A!#$%&'*+-.^_`|~09az": "v", "Authorization": "Bearer abc", "User-Agent": "mine"}
+			c.HTTP.Headers = map[string]string{"X-A!#$%&'*+-.^_`|~09az": "v", "Authorization": "Bearer abc"}
 		}, dcon.ConnectorRules{}, ""},
+		{"user agent", func(c *dcon.Connector) { c.HTTP.Headers = map[string]string{"user-Agent": "mine"} }, dcon.ConnectorRules{},
+			`httpConfig.headers["user-Agent"]: reserved header: dcon sets it`},
+		{"name 257 bytes", func(c *dcon.Connector) { c.HTTP.Headers = map[string]string{strings.Repeat("x", 257): "v"} }, dcon.ConnectorRules{},
+			`httpConfig.headers["` + strings.Repeat("x", 64) + `"...]: name over 256 bytes`},
+		{"headers over 16 KiB together", func(c *dcon.Connector) {
+			c.HTTP.Headers = map[string]string{"X-A": strings.Repeat("a", 8<<10), "X-B": strings.Repeat("b", 8<<10)}
+		}, dcon.ConnectorRules{}, "httpConfig.headers: over 16384 bytes of names and values together"},
 		{"tab and non-ASCII value", func(c *dcon.Connector) { c.HTTP.Headers = map[string]string{"X-A": "a\tb é"} }, dcon.ConnectorRules{}, ""},
 		{"empty value", func(c *dcon.Connector) { c.HTTP.Headers = map[string]string{"X-A": ""} }, dcon.ConnectorRules{}, ""},
 		{"32 headers", func(c *dcon.Connector) {
@@ -229,6 +238,8 @@ func TestReservedHeader(t *testing.T) {
 		"X-Dt-Sig":       false,
 		"Authorization":  false,
 		"Webhook-Idx":    false,
+		"USER-AGENT":     true,
+		"User-Agents":    false,
 	} {
 		if got := dcon.ReservedHeader(name); got != want {
 			t.Errorf("ReservedHeader(%q) = %v, want %v", name, got, want)

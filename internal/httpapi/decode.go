@@ -34,7 +34,69 @@ func (a *api) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, dcon.Errorf(dcon.EINVALID, "request body is empty: send a JSON object")
 	}
+	if err := checkJSONLimits(body); err != nil {
+		return nil, err
+	}
 	return body, nil
+}
+
+// Limits on the shape of a JSON request body, checked before it is decoded,
+// so that no body makes the decoder recurse deeply or build huge values. The
+// deepest body dcon reads is about 5 levels (a batch of events with samples);
+// the widest, a batch of 1,000 events or a temperature event's samples.
+const (
+	maxJSONDepth   = 32     // nested objects and arrays
+	maxJSONMembers = 10_000 // members of one object, or elements of one array
+	maxJSONValues  = 200_000
+)
+
+// checkJSONLimits refuses (EINVALID) a body nested deeper than maxJSONDepth,
+// with an object or array of more than maxJSONMembers, or with more than
+// maxJSONValues values in all. It only counts: malformed JSON is left for the
+// decoder to describe.
+func checkJSONLimits(body []byte) error {
+	var (
+		counts []int // members so far of each open object or array
+		values int
+		inStr  bool
+	)
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			if len(counts) == maxJSONDepth {
+				return dcon.Errorf(dcon.EINVALID, "request body is nested deeper than %d levels", maxJSONDepth)
+			}
+			counts = append(counts, 0)
+			values++
+		case '}', ']':
+			if len(counts) > 0 {
+				counts = counts[:len(counts)-1]
+			}
+		case ',':
+			if len(counts) == 0 {
+				continue
+			}
+			if counts[len(counts)-1]++; counts[len(counts)-1] >= maxJSONMembers {
+				return dcon.Errorf(dcon.EINVALID, "request body has an object or array of more than %d members", maxJSONMembers)
+			}
+			if values++; values > maxJSONValues {
+				return dcon.Errorf(dcon.EINVALID, "request body has more than %d JSON values", maxJSONValues)
+			}
+		}
+	}
+	return nil
 }
 
 // decodeObject decodes body, which must be one JSON object and nothing more,

@@ -95,7 +95,10 @@ func describe(err error) string {
 		recordHdr   tls.RecordHeaderError
 		dnsErr      *net.DNSError
 	)
+	var refused *Error
 	switch {
+	case errors.Is(err, ErrForbiddenDestination) && errors.As(err, &refused):
+		return refused.msg
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):

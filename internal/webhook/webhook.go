@@ -8,7 +8,10 @@
 // always verified, no proxy, and redirects never followed. Every attempt is
 // bounded by one timeout covering the whole exchange, and the response body is
 // read only up to a small limit, so a slow or hostile receiver cannot hold an
-// attempt or its memory.
+// attempt or its memory. With Config.Destinations, every dial resolves the
+// endpoint's host itself and refuses addresses the policy does not allow
+// (loopback, private, link-local, metadata…), so a connector cannot be used
+// to reach dcon's own network, even through DNS changes.
 //
 // Every request is signed afresh on every attempt, with each scheme the
 // connector uses: X-Dt-Signature (HS256) when it has a signature secret;
@@ -81,6 +84,16 @@ type Config struct {
 	// attempt, so it must be quick (cmd/dcon keeps a cache). Nil, or an
 	// empty answer, means dcon.DefaultOrganization.
 	Organization func(projectID string) string
+	// Destinations, when set, is checked at dial time on every attempt: the
+	// endpoint's host is resolved with LookupIP and the attempt fails with
+	// ErrForbiddenDestination unless the policy allows every address the host
+	// has; only checked addresses are dialled. Nil means no check (tests of
+	// other packages, and dcon serve --dev passes AllowAll); dcon serve passes
+	// the strict policy with its --allow-destination ranges.
+	Destinations *dcon.DestinationPolicy
+	// LookupIP resolves endpoint host names for the Destinations check. Nil
+	// means the system's resolver; tests inject their own.
+	LookupIP dcon.LookupFunc
 }
 
 func (c *Config) validate() error {
@@ -123,9 +136,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if cfg.Destinations != nil {
+		dial = newGuardedDialer(*cfg.Destinations, cfg.LookupIP, dialer).DialContext
+	}
 	t := &http.Transport{
 		Proxy:       nil, // endpoints are reached directly, whatever HTTPS_PROXY says
-		DialContext: dialer.DialContext,
+		DialContext: dial,
 		TLSClientConfig: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
