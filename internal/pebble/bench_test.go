@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"dcon"
 )
 
@@ -151,5 +153,36 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		if _, _, err := decodeRecord(enc, &got); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCommit measures what running each commit in a goroutine of its own
+// (engine.commit, so that no caller is left behind in a failed Pebble) costs
+// over committing in the caller's goroutine (engine.apply): one small NoSync
+// batch per op, like an Ack.
+func BenchmarkCommit(b *testing.B) {
+	for _, bb := range []struct {
+		name   string
+		commit func(e *engine, batch *pebble.Batch) error
+	}{
+		{"caller", func(e *engine, batch *pebble.Batch) error { return e.apply(batch, pebble.NoSync) }},
+		{"goroutine", func(e *engine, batch *pebble.Batch) error { return e.commit(batch, pebble.NoSync) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			db := openDB(b, b.TempDir(), Options{})
+			e := db.db.cur.Load()
+			key := []byte("q/m/c/e")
+			for b.Loop() {
+				batch := e.pdb.NewBatch()
+				if err := batch.Delete(key, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := bb.commit(e, batch); err != nil {
+					b.Fatal(err)
+				}
+				e.closeBatch(batch)
+			}
+		})
 	}
 }

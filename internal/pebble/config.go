@@ -23,7 +23,12 @@ func configKey(prefix, what, projectID, id string) ([]byte, error) {
 
 // exists reports whether key is set.
 func (db *DB) exists(key []byte) (bool, error) {
-	_, closer, err := db.db.Get(key)
+	e, err := db.engine()
+	if err != nil {
+		return false, err
+	}
+	defer e.done()
+	_, closer, err := e.pdb.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -52,7 +57,17 @@ func (db *DB) put(key []byte, v any, mustExist bool, what, id string) error {
 	case !mustExist && ok:
 		return dcon.Errorf(dcon.ECONFLICT, "%s %s already exists", what, id)
 	}
-	if err := db.db.Set(key, val, pebble.Sync); err != nil {
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
+	if err := b.Set(key, val, nil); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "write %s", key)
 	}
 	return nil
@@ -60,7 +75,12 @@ func (db *DB) put(key []byte, v any, mustExist bool, what, id string) error {
 
 // get reads the JSON at key into v, or fails with ENOTFOUND.
 func (db *DB) get(key []byte, v any, what, id string) error {
-	val, closer, err := db.db.Get(key)
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	val, closer, err := e.pdb.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return dcon.Errorf(dcon.ENOTFOUND, "%s %s not found", what, id)
 	}
@@ -86,8 +106,13 @@ func (db *DB) remove(key []byte, what, name, connectorID string) error {
 	if !ok {
 		return dcon.Errorf(dcon.ENOTFOUND, "%s %s not found", what, name)
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	if err := b.Delete(key, nil); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
@@ -98,7 +123,7 @@ func (db *DB) remove(key []byte, what, name, connectorID string) error {
 		db.qmu.Lock()
 		defer db.qmu.Unlock()
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "delete %s", key)
 	}
 	return nil
@@ -125,7 +150,12 @@ func list[T any](ctx context.Context, db *DB, prefix, projectID string, p dcon.P
 		}
 		lower = append(append(append([]byte(nil), start...), after...), 0)
 	}
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(start)})
+	e, err := db.engine()
+	if err != nil {
+		return nil, "", err
+	}
+	defer e.done()
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(start)})
 	if err != nil {
 		return nil, "", unavailable(err, "list %s", start)
 	}
@@ -200,8 +230,13 @@ func (db *DB) DeleteConnector(ctx context.Context, projectID, id string) error {
 
 // AllConnectors returns every connector of every project.
 func (db *DB) AllConnectors(ctx context.Context) ([]*dcon.Connector, error) {
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
 	start := []byte(prefixConnector)
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(start)})
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(start)})
 	if err != nil {
 		return nil, unavailable(err, "list connectors")
 	}

@@ -16,6 +16,8 @@
 //	v/<projectID>/<deviceID>                    a device, as JSON
 //	l/<projectID>/<deviceID>/<eventType>        a device's latest event of a type, for :sync
 //	s/<connectorID>                             a connector's :metrics buckets and failure state
+//	a/o/<org>, a/s/<project>/<account>,        organizations, service accounts,
+//	a/k/<account>/<key>, a/i/<key>              their keys (salted hashes), key id index
 //
 // <due> and <expire> are Unix nanoseconds as 8 big-endian bytes, sign bit
 // flipped, so that keys sort by time. A record is a hand-written binary
@@ -57,6 +59,19 @@
 // dead letters, in the same batch.
 //
 // Lock order: the config lock, then the queue lock.
+//
+// # When the disk fails
+//
+// Pebble treats a failed write or sync of its write-ahead log as fatal: the
+// commit panics and Pebble's commit pipeline is left wedged. So Pebble never
+// sees such an error: the DB's file system freezes the Pebble instance at the
+// first (its writes block forever), and every commit runs in a goroutine of its
+// own, so that no caller waits on it (a panic there is recovered too). The DB
+// answers EUNAVAILABLE to the commits under way and, at once, to every later
+// call, and reopens the directory in a new Pebble instance every
+// Options.RecoverEvery (1s) until it can; what a synced write acknowledged is
+// there after the reopen. The directory lock is the DB's, held across
+// reopenings. See engine and freezeFS.
 package pebble
 
 import (
@@ -64,6 +79,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -89,6 +106,10 @@ type Options struct {
 	// steady stream of writes.
 	MemTableSize uint64
 
+	// RecoverEvery is how often a store whose engine failed tries to reopen
+	// it. Default: DefaultRecoverEvery (1s).
+	RecoverEvery time.Duration
+
 	// CacheSize is the size of the block cache. Default: 64 MiB, eight times
 	// Pebble's. The hot data of a queue is in the memtables; the cache serves
 	// the config keys and the claims of a backlog that was flushed while
@@ -105,23 +126,34 @@ const (
 
 // DB is dcon's store on Pebble. Its methods are safe for concurrent use; none
 // may be called after Close.
+//
+// When Pebble fails a commit fatally (a WAL write or sync error), the DB
+// answers EUNAVAILABLE at once, and reopens the directory every RecoverEvery
+// until it can: see engine.
 type DB struct {
-	db  *pebble.DB
-	fs  vfs.FS
-	dir string
+	// db is the current engine. Operations take it with DB.engine.
+	db     handle
+	fs     vfs.FS
+	dir    string
+	opts   Options
+	logger *slog.Logger
+	lock   *pebble.Lock // the directory's, held from Open to Close across engines
 
 	// qmu is the queue lock: Claim and Drop hold it exclusively, other queue
 	// writes share it.
 	qmu sync.RWMutex
-	// lw is where Claim starts walking the due index. Writers lower it while
-	// holding qmu shared; Claim sets it while holding qmu exclusively.
-	lw lowWater
 	// kl makes Retry's read and write atomic with Ack and Expire of the same
 	// delivery; taken after qmu.
 	kl keyLocks
 
 	// cmu serializes configuration writes, whose existence checks read first.
 	cmu sync.Mutex
+
+	recoverEvery time.Duration
+	wg           sync.WaitGroup // the recovery under way
+	closing      chan struct{}  // closed by Close
+	mu           sync.Mutex     // guards closed and the swap of engines against Close
+	closed       bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,46 +175,44 @@ func Open(dir string, opts Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	po := &pebble.Options{
-		FS:     fs,
-		Logger: pebbleLogger{logger},
-		EventListener: &pebble.EventListener{
-			BackgroundError: func(err error) {
-				logger.Error("pebble background error", "component", "pebble", "err", err)
-			},
-			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
-				logger.Warn("pebble write stall", "component", "pebble", "reason", info.Reason)
-			},
-			DiskSlow: func(info pebble.DiskSlowInfo) {
-				logger.Warn("pebble disk slow", "component", "pebble", "info", info.String())
-			},
-		},
-		FormatMajorVersion:          pebble.FormatNewest,
-		MemTableSize:                DefaultMemTableSize,
-		MemTableStopWritesThreshold: 4,
-		CacheSize:                   DefaultCacheSize,
+	db := &DB{fs: fs, dir: dir, opts: opts, logger: logger, recoverEvery: opts.RecoverEvery, closing: make(chan struct{})}
+	if db.recoverEvery <= 0 {
+		db.recoverEvery = DefaultRecoverEvery
 	}
-	if opts.MemTableSize > 0 {
-		po.MemTableSize = opts.MemTableSize
-	}
-	if opts.CacheSize > 0 {
-		po.CacheSize = opts.CacheSize
-	}
-	pdb, err := pebble.Open(dir, po)
-	if err != nil {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open pebble store in %s: %w", dir, err)
 	}
-	db := &DB{db: pdb, fs: fs, dir: dir}
-	db.lw.due = zeroNanos
+	lock, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble store in %s: lock: %w", dir, err)
+	}
+	db.lock = lock
+	e, err := db.openEngine()
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("open pebble store in %s: %w", dir, err)
+	}
+	db.db.cur.Store(e)
 	return db, nil
 }
 
-// Close closes the database, syncing what was not synced. Calls after the
-// first return its result.
+// Close closes the database, syncing what was not synced, and stops a
+// recovery under way. Calls after the first return its result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		if err := db.db.Close(); err != nil {
+		db.mu.Lock()
+		db.closed = true
+		db.mu.Unlock()
+		close(db.closing)
+		db.wg.Wait()
+		e := db.db.cur.Load()
+		if e.isFailed() {
+			db.closeErr = fmt.Errorf("close pebble store: %w", e.failure())
+		} else if err := e.pdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("close pebble store: %w", err)
+		}
+		if err := db.lock.Close(); err != nil && db.closeErr == nil {
+			db.closeErr = fmt.Errorf("close pebble store: unlock: %w", err)
 		}
 	})
 	return db.closeErr
@@ -194,22 +224,37 @@ func unavailable(err error, format string, args ...any) error {
 	return dcon.WrapError(dcon.EUNAVAILABLE, fmt.Errorf(format+": %w", append(args, err)...), "the store is unavailable")
 }
 
-// pebbleLogger sends Pebble's messages to a slog.Logger.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger sends one engine's Pebble messages to a slog.Logger, until the
+// engine is muted (fenced off after a failure).
+type pebbleLogger struct {
+	l     *slog.Logger
+	muted *atomic.Bool
+}
 
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
+// log logs msg at level, unless the engine is muted.
+func (p *pebbleLogger) log(level slog.Level, msg string, args ...any) {
+	if p.muted.Load() || !p.l.Enabled(context.Background(), level) {
+		return
+	}
+	p.l.Log(context.Background(), level, msg, append(args, "component", "pebble")...)
+}
+
+func (p *pebbleLogger) Infof(format string, args ...any) {
+	if !p.muted.Load() && p.l.Enabled(context.Background(), slog.LevelDebug) {
 		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 	}
 }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+func (p *pebbleLogger) Errorf(format string, args ...any) {
+	p.log(slog.LevelError, fmt.Sprintf(format, args...))
 }
 
-// Fatalf logs and panics: Pebble calls it when it cannot go on.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
+// Fatalf logs and panics: Pebble calls it when it cannot go on. A panic in a
+// commit is recovered by engine.commit; anywhere else it ends the process.
+func (p *pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
+	if !p.muted.Load() {
+		p.l.Error(msg, "component", "pebble", "fatal", true)
+	}
 	panic("pebble: " + msg)
 }

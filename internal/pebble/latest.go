@@ -79,8 +79,13 @@ func (db *DB) PutLatest(ctx context.Context, projectID string, evs []dcon.Device
 	if len(evs) == 0 {
 		return nil
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	var key, val []byte
 	for _, de := range evs {
 		p, err := latestDevicePrefix(projectID, de.DeviceID)
@@ -96,7 +101,7 @@ func (db *DB) PutLatest(ctx context.Context, projectID string, evs []dcon.Device
 			return fmt.Errorf("put latest %s: %w", key, err)
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "put %d latest events of project %s", len(evs), projectID)
 	}
 	return nil
@@ -108,7 +113,12 @@ func (db *DB) LatestEvents(ctx context.Context, projectID, deviceID string) ([]*
 	if err != nil {
 		return nil, err
 	}
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return nil, unavailable(err, "read %s", p)
 	}
@@ -130,12 +140,17 @@ func (db *DB) LatestEvents(ctx context.Context, projectID, deviceID string) ([]*
 
 // DeleteLatest deletes a device's latest events, synced.
 func (db *DB) DeleteLatest(ctx context.Context, projectID, deviceID string) error {
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	if err := deleteLatest(b, projectID, deviceID); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "delete the latest events of projects/%s/devices/%s", projectID, deviceID)
 	}
 	return nil

@@ -98,7 +98,17 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 	if connectors+devices > 0 {
 		return dcon.Errorf(dcon.ECONFLICT, "%s", inUse(connectors, devices))
 	}
-	if err := db.db.Delete(key, pebble.Sync); err != nil {
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
+	if err := b.Delete(key, nil); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "delete %s", key)
 	}
 	return nil
@@ -144,8 +154,13 @@ func (db *DB) CreateMissingProjects(ctx context.Context, now time.Time) ([]strin
 		}
 	}
 	var created []string
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		key := []byte(prefixProject + id)
 		ok, err := db.exists(key)
@@ -168,7 +183,7 @@ func (db *DB) CreateMissingProjects(ctx context.Context, now time.Time) ([]strin
 	if len(created) == 0 {
 		return nil, nil
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return nil, unavailable(err, "create missing projects")
 	}
 	return created, nil
@@ -177,7 +192,12 @@ func (db *DB) CreateMissingProjects(ctx context.Context, now time.Time) ([]strin
 // projectIDsUnder adds to ids the project id of every key under prefix
 // (<prefix><projectID>/…), visiting one key per project.
 func (db *DB) projectIDsUnder(ctx context.Context, prefix []byte, ids map[string]bool) error {
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return unavailable(err, "list projects under %s", prefix)
 	}

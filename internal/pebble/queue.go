@@ -117,8 +117,13 @@ func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 		}
 		minDue = min(minDue, nanos(ds[i].Due))
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	for i := range ds {
 		d := &ds[i]
 		due := nanos(d.Due)
@@ -136,8 +141,8 @@ func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 	}
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
-	db.lw.lower(minDue)
-	if err := b.Commit(pebble.Sync); err != nil {
+	e.lw.lower(minDue)
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "enqueue %d deliveries", len(ds))
 	}
 	return nil
@@ -152,11 +157,16 @@ func (db *DB) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) (
 	if limit <= 0 {
 		return nil, nil
 	}
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
 	db.qmu.Lock()
 	defer db.qmu.Unlock()
 
 	nowN, leaseN := nanos(now), nanos(leaseUntil)
-	from, lower := db.lw.start()
+	from, lower := e.lw.start()
 	if from > nowN {
 		return nil, nil
 	}
@@ -164,13 +174,13 @@ func (db *DB) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) (
 	if nowN < math.MaxInt64 {
 		upper = dKeyBound(nowN + 1)
 	}
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, unavailable(err, "claim")
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
-	out, mark, markKey, err := db.claimScan(it, b, nowN, leaseN, limit)
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
+	out, mark, markKey, err := claimScan(e, it, b, nowN, leaseN, limit)
 	if cerr := it.Close(); err == nil && cerr != nil {
 		err = unavailable(cerr, "claim")
 	}
@@ -178,14 +188,14 @@ func (db *DB) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) (
 		return nil, err
 	}
 	if !b.Empty() {
-		if err := b.Commit(pebble.NoSync); err != nil {
+		if err := e.commit(b, pebble.NoSync); err != nil {
 			return nil, unavailable(err, "claim %d deliveries", len(out))
 		}
 	}
 	if len(out) > 0 && leaseN <= mark {
 		mark, markKey = leaseN, nil // the leases are behind the mark
 	}
-	db.lw.set(mark, markKey)
+	e.lw.set(mark, markKey)
 	return out, nil
 }
 
@@ -193,7 +203,7 @@ func (db *DB) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) (
 // live entries it takes and delete the stale ones it meets. It returns the
 // deliveries taken and the new low-water mark: now, or, if limit stopped it,
 // the due of the last entry taken and the key after that entry.
-func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64, limit int) (out []dcon.Delivery, mark int64, markKey []byte, err error) {
+func claimScan(e *engine, it *pebble.Iterator, b *pebble.Batch, now, leaseN int64, limit int) (out []dcon.Delivery, mark int64, markKey []byte, err error) {
 	mark = now
 	var mKey []byte
 	for valid := it.First(); valid; valid = it.Next() {
@@ -202,7 +212,7 @@ func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64,
 			return nil, 0, nil, fmt.Errorf("claim: due index key %q: %w", it.Key(), errCorrupt)
 		}
 		mKey = mk
-		d, live, err := db.liveRecord(mKey, due)
+		d, live, err := liveRecord(e, mKey, due)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -236,9 +246,9 @@ func (db *DB) claimScan(it *pebble.Iterator, b *pebble.Batch, now, leaseN int64,
 
 // liveRecord reads the record at mKey and reports whether it exists with the
 // given due, decoding it if so.
-func (db *DB) liveRecord(mKey []byte, due int64) (dcon.Delivery, bool, error) {
+func liveRecord(e *engine, mKey []byte, due int64) (dcon.Delivery, bool, error) {
 	var d dcon.Delivery
-	v, closer, err := db.db.Get(mKey)
+	v, closer, err := e.pdb.Get(mKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return d, false, nil
 	}
@@ -281,8 +291,13 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	var key []byte
 	for i := range ds {
 		d := &ds[i]
@@ -301,7 +316,7 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
 	defer db.kl.lock(ds)()
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "ack %d deliveries", len(ds))
 	}
 	return nil
@@ -315,12 +330,17 @@ func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 		return err
 	}
 	mKey := appendMKey(nil, d.ConnectorID, d.EventID)
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
 	// Hold d's key lock from the read to the commit, so that an Ack or Expire
 	// of d cannot commit in between and be undone by the rewrite.
 	defer db.kl.lock([]dcon.Delivery{d})()
-	v, closer, err := db.db.Get(mKey)
+	v, closer, err := e.pdb.Get(mKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
 	}
@@ -336,8 +356,8 @@ func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	stored.ConnectorID, stored.EventID = d.ConnectorID, d.EventID
 	stored.Attempts, stored.LastError = d.Attempts, d.LastError
 
-	b := db.db.NewBatch()
-	defer b.Close()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	if err := b.Delete(appendDKey(nil, oldDue, d.ConnectorID, d.EventID), nil); err != nil {
 		return fmt.Errorf("retry %s: %w", mKey, err)
 	}
@@ -345,8 +365,8 @@ func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	if err := setRecord(b, mKey, &stored, due); err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
-	db.lw.lower(due)
-	if err := b.Commit(pebble.NoSync); err != nil {
+	e.lw.lower(due)
+	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "retry %s", mKey)
 	}
 	return nil
@@ -357,8 +377,13 @@ func (db *DB) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) erro
 	if len(ds) == 0 {
 		return nil
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	expire := nanos(at)
 	var key, val []byte
 	for i := range ds {
@@ -384,7 +409,7 @@ func (db *DB) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) erro
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
 	defer db.kl.lock(ds)()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "expire %d deliveries", len(ds))
 	}
 	return nil
@@ -396,18 +421,23 @@ func (db *DB) Drop(ctx context.Context, connectorID string) (int, error) {
 	if !validKeyPart(connectorID) {
 		return 0, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
 	}
+	e, err := db.engine()
+	if err != nil {
+		return 0, err
+	}
+	defer e.done()
 	db.qmu.Lock()
 	defer db.qmu.Unlock()
-	n, err := db.count(ctx, connectorPrefix(prefixQueue, connectorID))
+	n, err := countIn(ctx, e, connectorPrefix(prefixQueue, connectorID))
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	if err := deleteQueue(b, connectorID, false); err != nil {
 		return 0, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.commit(b, pebble.Sync); err != nil {
 		return 0, unavailable(err, "drop queue of %s", connectorID)
 	}
 	return n, nil
@@ -434,12 +464,27 @@ func (db *DB) Depth(ctx context.Context, connectorID string) (int, error) {
 	if !validKeyPart(connectorID) {
 		return 0, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
 	}
-	return db.count(ctx, connectorPrefix(prefixQueue, connectorID))
+	e, err := db.engine()
+	if err != nil {
+		return 0, err
+	}
+	defer e.done()
+	return countIn(ctx, e, connectorPrefix(prefixQueue, connectorID))
 }
 
 // count counts the keys that start with prefix.
 func (db *DB) count(ctx context.Context, prefix []byte) (int, error) {
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	e, err := db.engine()
+	if err != nil {
+		return 0, err
+	}
+	defer e.done()
+	return countIn(ctx, e, prefix)
+}
+
+// countIn counts the keys of e that start with prefix.
+func countIn(ctx context.Context, e *engine, prefix []byte) (int, error) {
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return 0, unavailable(err, "count %s", prefix)
 	}
@@ -459,8 +504,13 @@ func (db *DB) DeadLetters(ctx context.Context, connectorID string, limit int) ([
 	if !validKeyPart(connectorID) {
 		return nil, dcon.Errorf(dcon.EINVALID, "invalid connector id %q", connectorID)
 	}
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
 	prefix := connectorPrefix(prefixDead, connectorID)
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, unavailable(err, "read dead letters of %s", connectorID)
 	}

@@ -126,27 +126,27 @@ func TestClaimLowWaterMark(t *testing.T) {
 	if err := db.Enqueue(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	if lw := db.lw.due; lw != zeroNanos {
+	if lw := db.db.cur.Load().lw.due; lw != zeroNanos {
 		t.Fatalf("low-water after Open: %d, want the beginning", lw)
 	}
 	lease := base.Add(time.Hour)
 	if _, err := db.Claim(ctx, base.Add(time.Minute), lease, 2); err != nil {
 		t.Fatal(err)
 	}
-	if lw := db.lw.due; lw != nanos(ds[1].Due) {
+	if lw := db.db.cur.Load().lw.due; lw != nanos(ds[1].Due) {
 		t.Errorf("low-water after a claim cut short: %v, want the last due taken %v", fromNanos(lw), ds[1].Due)
 	}
 	if _, err := db.Claim(ctx, base.Add(time.Minute), lease, 10); err != nil {
 		t.Fatal(err)
 	}
-	if lw := db.lw.due; lw != nanos(base.Add(time.Minute)) {
+	if lw := db.db.cur.Load().lw.due; lw != nanos(base.Add(time.Minute)) {
 		t.Errorf("low-water after a full claim: %v, want now", fromNanos(lw))
 	}
 	d := testDelivery("c1", "e4", base)
 	if err := db.Enqueue(ctx, []dcon.Delivery{d}); err != nil {
 		t.Fatal(err)
 	}
-	if lw := db.lw.due; lw != nanos(base) {
+	if lw := db.db.cur.Load().lw.due; lw != nanos(base) {
 		t.Errorf("low-water after an Enqueue behind it: %v, want %v", fromNanos(lw), base)
 	}
 }

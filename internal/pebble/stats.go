@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -35,8 +36,13 @@ func (db *DB) SaveStats(ctx context.Context, states map[string][]byte) error {
 	if len(states) == 0 {
 		return nil
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
 	for id, v := range states {
 		key, err := statsKey(id)
 		if err != nil {
@@ -46,7 +52,7 @@ func (db *DB) SaveStats(ctx context.Context, states map[string][]byte) error {
 			return unavailable(err, "write stats of %s", id)
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "write stats")
 	}
 	return nil
@@ -54,8 +60,13 @@ func (db *DB) SaveStats(ctx context.Context, states map[string][]byte) error {
 
 // LoadStats returns every connector's stored statistics, by connector id.
 func (db *DB) LoadStats(ctx context.Context) (map[string][]byte, error) {
+	e, err := db.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer e.done()
 	start := []byte(prefixStats)
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(start)})
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(start)})
 	if err != nil {
 		return nil, unavailable(err, "read stats")
 	}
@@ -77,7 +88,17 @@ func (db *DB) DeleteStats(ctx context.Context, connectorID string) error {
 	if err != nil {
 		return err
 	}
-	if err := db.db.Delete(key, pebble.NoSync); err != nil {
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
+	if err := b.Delete(key, nil); err != nil {
+		return fmt.Errorf("delete stats of %s: %w", connectorID, err)
+	}
+	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "delete stats of %s", connectorID)
 	}
 	return nil
