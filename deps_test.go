@@ -24,6 +24,7 @@ func TestDependenciesPointInward(t *testing.T) {
 		{pkg: "dcon/internal/signature", allowOnly: []string{}},
 		{pkg: "dcon/internal/stats", allowOnly: []string{"dcon"}},
 		{pkg: "dcon/receiver", allowOnly: []string{}},
+		{pkg: "dcon/internal/auth", allowOnly: []string{"dcon", "github.com/golang-jwt/jwt/v5", "github.com/rs/xid"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

@@ -135,7 +135,7 @@ func (s *server) start() {
 }
 
 func (s *server) tryStart() error {
-	cmd := exec.Command(s.bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, s.args...)...)
+	cmd := exec.Command(s.bin, append([]string{"serve", "--dev", "--addr", "127.0.0.1:0"}, s.args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -702,14 +702,24 @@ func (ty tally) String() string {
 // waitDelivered waits until every acknowledged event reached tag's endpoint.
 func (rc *receiver) waitDelivered(t *testing.T, tag string, acked map[string]published, timeout time.Duration) tally {
 	t.Helper()
+	ty, ok := rc.awaitDelivered(tag, acked, timeout)
+	if !ok {
+		t.Fatalf("%s: after %v, %s; some lost: %v", tag, timeout, ty, ty.lostIDs)
+	}
+	return ty
+}
+
+// awaitDelivered is waitDelivered that reports, instead of failing, whether
+// every acknowledged event arrived within timeout.
+func (rc *receiver) awaitDelivered(tag string, acked map[string]published, timeout time.Duration) (tally, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ty := rc.tally(tag, acked)
 		if ty.lost == 0 {
-			return ty
+			return ty, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: after %v, %s; some lost: %v", tag, timeout, ty, ty.lostIDs)
+			return ty, false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -23,6 +23,8 @@ const maxAnswerBytes = 16 << 20
 type cliClient struct {
 	base string // the server's URL, without a trailing slash
 	http *http.Client
+	// keyID and secret, when set, authenticate every request (HTTP Basic).
+	keyID, secret string
 }
 
 // newCLIClient returns a client of the server at base ("http://127.0.0.1:8080";
@@ -77,6 +79,9 @@ func (c *cliClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "dcon-cli/"+version)
+	if c.keyID != "" {
+		req.SetBasicAuth(c.keyID, c.secret)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -186,16 +191,19 @@ func projectPath(project, collection string) string {
 
 // cliOptions are the flags every client command has.
 type cliOptions struct {
-	server  string
-	output  string
-	project string
+	server      string
+	output      string
+	project     string
+	credentials string        // a credentials file; "" means the environment, else dcon login's
+	fs          *flag.FlagSet // to tell whether --server was given
 }
 
 // addClientFlags adds --server and --output to fs, and --project when the
 // command works inside a project.
 func addClientFlags(fs *flag.FlagSet, withProject bool) *cliOptions {
-	o := &cliOptions{}
+	o := &cliOptions{fs: fs}
 	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "`URL` of the dcon server")
+	fs.StringVar(&o.credentials, "credentials", "", "credentials `file` of a service account key (default: DCON_KEY_ID and DCON_KEY_SECRET, else what 'dcon login' kept)")
 	fs.StringVar(&o.output, "output", "table", "output `format`: table or json")
 	if withProject {
 		fs.StringVar(&o.project, "project", "", "the project `id`")
@@ -211,7 +219,22 @@ func (o *cliOptions) client(withProject bool) (*cliClient, error) {
 	if withProject && o.project == "" {
 		return nil, usagef("--project is required (or set DCON_PROJECT); 'dcon projects list' shows the projects")
 	}
-	return newCLIClient(o.server)
+	creds, err := cliCredentials(o.credentials)
+	if err != nil {
+		return nil, err
+	}
+	server := o.server
+	if creds != nil && creds.Server() != "" && !flagGiven(o.fs, "server") {
+		server = creds.Server()
+	}
+	c, err := newCLIClient(server)
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		c.keyID, c.secret = creds.ServiceAccount.KeyID, creds.ServiceAccount.Secret
+	}
+	return c, nil
 }
 
 // parseCLI parses a client command's flags, which may come before, between or

@@ -357,21 +357,19 @@ The new secret is --new-secret, or 32 random bytes (base64url) made up here.`,
 	}
 	var conn struct {
 		HTTPConfig struct {
-			SignatureSecret string `json:"signatureSecret"`
+			// The secret itself is write-only: the server says only whether one is set.
+			SignatureSecretSet bool `json:"signatureSecretSet"`
 		} `json:"httpConfig"`
 	}
 	if err := json.Unmarshal(raw, &conn); err != nil {
 		return fmt.Errorf("read the server's answer: %w", err)
-	}
-	if conn.HTTPConfig.SignatureSecret == next {
-		return usagef("--new-secret is the connector's current secret: nothing to rotate")
 	}
 
 	guide := stdout // the steps are the output, except that JSON output stays JSON
 	if o.output == "json" {
 		guide = stderr
 	}
-	printRotationSteps(guide, id, o.project, conn.HTTPConfig.SignatureSecret != "", next)
+	printRotationSteps(guide, id, o.project, conn.HTTPConfig.SignatureSecretSet, next)
 	if !yes {
 		fmt.Fprint(stderr, "\nDoes your receiver accept both secrets now? Type yes to switch the connector: ")
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')

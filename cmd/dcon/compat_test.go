@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // pyClient drives dcon the way the original product's Python client does:
@@ -20,6 +22,9 @@ type pyClient struct {
 	t    *testing.T
 	base string // the client's base_url (and emulator_base_url): <server>/v2
 	http *http.Client
+	// auth, when set, is the Authorization header the client sends:
+	// disruptive.Auth.basic or disruptive.Auth.service_account (pyServiceAccountAuth).
+	auth string
 }
 
 // do sends a request as the client's requests.request(json=body) does and
@@ -40,6 +45,9 @@ func (c *pyClient) do(method, path string, params url.Values, body any) map[stri
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
 	}
 	req.URL.RawQuery = params.Encode()
 	resp, err := c.http.Do(req)
@@ -110,13 +118,64 @@ func unpackDataConnector(t *testing.T, dc map[string]any) (id, projectID string)
 	return parts[len(parts)-1], parts[1]
 }
 
+// pyServiceAccountAuth does what the client's Auth.service_account does with
+// a credentials file's keyId, secret, email and tokenEndpoint: it signs an
+// HS256 JWT (header alg and kid; claims iat, exp = iat + 3600, aud = the
+// token endpoint, iss = the email) with the secret, posts it form-encoded as
+// an RFC 7523 assertion, reads access_token and expires_in, and answers the
+// header "Bearer <access_token>".
+func pyServiceAccountAuth(t *testing.T, keyID, secret, email, tokenEndpoint string) string {
+	t.Helper()
+	now := time.Now().Unix()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iat": now, "exp": now + 3600, "aud": tokenEndpoint, "iss": email})
+	tok.Header = map[string]any{"alg": "HS256", "kid": keyID, "typ": "JWT"}
+	encoded, err := tok.SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"assertion": {encoded}, "grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}}
+	resp, err := http.Post(tokenEndpoint, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("token endpoint: %d %v %v", resp.StatusCode, out, err)
+	}
+	field[float64](t, out, "expires_in")
+	field[string](t, out, "token_type")
+	return "Bearer " + field[string](t, out, "access_token")
+}
+
 // TestPythonClientCompatibility runs, against a real dcon, the calls the
-// original client makes for projects, data connectors and the emulator.
+// original client makes for projects, data connectors and the emulator:
+// without authentication (as in --dev), with HTTP Basic, and with the OAuth2
+// JWT-bearer flow from a credentials file.
 func TestPythonClientCompatibility(t *testing.T) {
 	t.Parallel()
-	rc := newTestReceiver(t)
-	api := startNode(t, serveConfig{CAFile: rc.caFile(t)})
-	c := &pyClient{t: t, base: api.base + "/v2", http: api.http}
+	for _, mode := range []string{"no auth", "basic", "service account"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			rc := newTestReceiver(t)
+			if mode == "no auth" {
+				api := startNode(t, serveConfig{CAFile: rc.caFile(t)})
+				pythonClientCalls(t, rc, &pyClient{t: t, base: api.base + "/v2", http: api.http})
+				return
+			}
+			a := startAuthNode(t, serveConfig{CAFile: rc.caFile(t)})
+			sa := a.creds.ServiceAccount
+			c := &pyClient{t: t, base: a.creds.APIURL, http: &http.Client{}, auth: basic(sa.KeyID, sa.Secret)}
+			if mode == "service account" {
+				c.auth = pyServiceAccountAuth(t, sa.KeyID, sa.Secret, sa.Email, sa.TokenEndpoint)
+			}
+			pythonClientCalls(t, rc, c)
+		})
+	}
+}
+
+// pythonClientCalls makes the client's calls through c.
+func pythonClientCalls(t *testing.T, rc *testReceiver, c *pyClient) {
 
 	// Project.create_project(organization_id, display_name)
 	p := c.do("POST", "/projects", nil, map[string]any{"organization": "organizations/" + "default", "displayName": "compat"})
@@ -161,7 +220,7 @@ func TestPythonClientCompatibility(t *testing.T) {
 	unpackDataConnector(t, up)
 	cfg := field[map[string]any](t, up, "httpConfig")
 	if field[string](t, up, "displayName") != "new-name" || field[string](t, cfg, "url") != rc.URL ||
-		field[string](t, cfg, "signatureSecret") != "some-good-secret" || field[map[string]any](t, cfg, "headers")["x-api-key"] != "k2" {
+		field[string](t, cfg, "signatureSecret") != "" || !field[bool](t, cfg, "signatureSecretSet") || field[map[string]any](t, cfg, "headers")["x-api-key"] != "k2" {
 		t.Errorf("partial update changed the wrong fields: %v", up)
 	}
 

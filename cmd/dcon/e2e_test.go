@@ -17,9 +17,10 @@ import (
 )
 
 // startNode runs a whole dcon in process, on a fresh data directory, with its
-// API on a real HTTP server.
+// API on a real HTTP server, without authentication (startAuthNode has it).
 func startNode(t *testing.T, cfg serveConfig) *apiClient {
 	t.Helper()
+	cfg.NoAuth = true
 	if cfg.Data == "" {
 		cfg.Data = t.TempDir()
 	}
@@ -69,9 +70,10 @@ type connectorResource struct {
 	Events      []string `json:"events"`
 	Labels      []string `json:"labels"`
 	HTTPConfig  struct {
-		URL             string            `json:"url"`
-		SignatureSecret string            `json:"signatureSecret"`
-		Headers         map[string]string `json:"headers"`
+		URL                string            `json:"url"`
+		SignatureSecret    string            `json:"signatureSecret"`
+		SignatureSecretSet bool              `json:"signatureSecretSet"`
+		Headers            map[string]string `json:"headers"`
 	} `json:"httpConfig"`
 }
 
@@ -140,7 +142,7 @@ func TestEndToEnd(t *testing.T) {
 	if everything.Status != "ACTIVE" || everything.Events == nil || everything.HTTPConfig.Headers == nil {
 		t.Fatalf("minimal connector = %+v, want ACTIVE with empty fields present", everything)
 	}
-	if signed.Type != "HTTP_PUSH" || signed.HTTPConfig.SignatureSecret != "some-very-good-secret" || len(signed.Events) != 2 || signed.HTTPConfig.Headers["some-header"] != "abc123" {
+	if signed.Type != "HTTP_PUSH" || (signed.HTTPConfig.SignatureSecret != "" || !signed.HTTPConfig.SignatureSecretSet) || len(signed.Events) != 2 || signed.HTTPConfig.Headers["some-header"] != "abc123" {
 		t.Fatalf("created connector = %+v", signed)
 	}
 	createConnector(api, map[string]any{"type": "HTTP_PUSH", "status": "USER_DISABLED", "httpConfig": map[string]any{"url": rc.URL + "/disabled"}})

@@ -6,6 +6,7 @@
 //	dcon devices     list, get, create, update and delete (emulated) devices
 //	dcon connectors  manage data connectors: also metrics, sync, enable, disable, rotate-secret
 //	dcon keys        list and rotate the keys that sign DT-Asymmetric-Signature
+//	dcon login       keep a service account key (credentials file) for the other commands
 //	dcon publish     publish one event for a device
 //	dcon emulate     run emulated sensors that publish realistic events at a chosen rate
 //	dcon bench       measure dcon end to end against the raw ceiling
@@ -62,6 +63,7 @@ func commands() []command {
 		{"devices", "list, create, update and delete a project's emulated devices", devicesNoun().run},
 		{"connectors", "manage a project's data connectors, their metrics and sync", connectorsNoun().run},
 		{"keys", "show and rotate the keys that sign DT-Asymmetric-Signature", keysNoun().run},
+		{"login", "keep a service account key for the other commands", runLogin},
 		{"publish", "publish one event for a device", runPublish},
 		{"emulate", "emulate sensors publishing events at a steady rate", runEmulate},
 		{"bench", "measure dcon end to end against the raw ceiling (starts its own server)", runBench},

@@ -20,7 +20,7 @@ func TestRunExitCodesAndMessages(t *testing.T) {
 		{[]string{"version"}, exitOK, "dcon " + version, ""},
 		{[]string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
 		{[]string{"serve", "--no-such-flag"}, exitUsage, "", "flag provided but not defined"},
-		{[]string{"serve", "--addr", "0.0.0.0:8080"}, exitUsage, "", "loopback address only"},
+		{[]string{"serve", "--dev", "--addr", "0.0.0.0:8080"}, exitUsage, "", "loopback address only"},
 		{[]string{"serve", "extra"}, exitUsage, "", `unexpected argument "extra"`},
 		{[]string{"serve", "--help"}, exitOK, "", "DCON_DATA"},
 		{[]string{"serve", "--ca-file", "/does/not/exist", "--data", "DATA"}, exitError, "", "--ca-file"},

@@ -7,50 +7,93 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"dcon/internal/signature"
 )
 
-// connectorSecret reads a connector's signatureSecret through the CLI.
-func connectorSecret(t *testing.T, base, project, id string) string {
+// signer tells which secret a connector signs with now. The secret is
+// write-only in the API, so it publishes an event and checks the
+// X-Dt-Signature of what the connector's receiver gets.
+type signer struct {
+	t       *testing.T
+	base    string
+	rc      *testReceiver
+	project string
+	device  string
+}
+
+func newSigner(t *testing.T, base string, rc *testReceiver, project string) *signer {
 	t.Helper()
-	var c connectorResource
-	if err := json.Unmarshal([]byte(mustCLI(t, base, "connectors", "get", id, "--project", project, "--output", "json").stdout), &c); err != nil {
-		t.Fatal(err)
+	dev := createdID(t, base, "devices", "create", "--project", project, "--type", "touch")
+	return &signer{t: t, base: base, rc: rc, project: project, device: dev}
+}
+
+// secret returns which of the candidates the connector whose endpoint path is
+// path signed a fresh event with ("" for none: unsigned or another secret).
+func (s *signer) secret(path string, candidates ...string) string {
+	s.t.Helper()
+	r := mustCLI(s.t, s.base, "publish", "--project", s.project, "--device", s.device, "touch", "--output", "json")
+	var ev struct {
+		EventID string `json:"eventId"`
 	}
-	return c.HTTPConfig.SignatureSecret
+	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil || ev.EventID == "" {
+		s.t.Fatalf("publish answered %q: %v", r.stdout, err)
+	}
+	var got received
+	s.rc.waitFor(s.t, "the delivery of "+ev.EventID+" to "+path, 10*time.Second, func(rs []received) bool {
+		for _, r := range rs {
+			if r.Path == path && eventID(r.Body) == ev.EventID {
+				got = r
+				return true
+			}
+		}
+		return false
+	})
+	for _, c := range candidates {
+		if _, err := signature.VerifyDT(got.Header.Get("X-Dt-Signature"), got.Body, [][]byte{[]byte(c)}, time.Now(), time.Minute); err == nil {
+			return c
+		}
+	}
+	return ""
 }
 
 // TestCLIRotateSecretGolden runs rotate-secret against a real node, for a
 // script (--yes) in both output formats, and compares with golden files.
 func TestCLIRotateSecretGolden(t *testing.T) {
 	t.Parallel()
-	base := startNode(t, serveConfig{Dev: true}).base
+	rc := newTestReceiver(t)
+	base := startNode(t, serveConfig{Dev: true, CAFile: rc.caFile(t)}).base
 	n := newNormalizer()
 	p := newCLIProject(t, base, "rotate")
 	n.apply(p)
-	c := createdID(t, base, "connectors", "create", "--project", p, "--url", "https://example.com/in", "--secret", "old-s3cret")
-	unsigned := createdID(t, base, "connectors", "create", "--project", p, "--url", "https://example.com/unsigned")
+	c := createdID(t, base, "connectors", "create", "--project", p, "--url", rc.URL+"/in", "--secret", "old-s3cret")
+	unsigned := createdID(t, base, "connectors", "create", "--project", p, "--url", rc.URL+"/unsigned")
+	sig := newSigner(t, base, rc, p)
+	if got := sig.secret("/in", "old-s3cret"); got != "old-s3cret" {
+		t.Fatalf("before rotation the connector signs with %q, want old-s3cret", got)
+	}
 
 	r := runCLI(t, base, "connectors", "rotate-secret", c, "--project", p, "--new-secret", "n3w-s3cret", "--yes")
 	checkGolden(t, n, "connectors_rotate_secret_table", r)
-	if got := connectorSecret(t, base, p, c); got != "n3w-s3cret" {
-		t.Errorf("secret %q after rotation, want n3w-s3cret", got)
+	if got := sig.secret("/in", "old-s3cret", "n3w-s3cret"); got != "n3w-s3cret" {
+		t.Errorf("after rotation the connector signs with %q, want n3w-s3cret", got)
 	}
 	r = runCLI(t, base, "connectors", "rotate-secret", unsigned, "--project", p, "--new-secret", "first-s3cret", "--yes", "--output", "json")
 	checkGolden(t, n, "connectors_rotate_secret_json", r)
-	if got := connectorSecret(t, base, p, unsigned); got != "first-s3cret" {
-		t.Errorf("secret %q after rotation, want first-s3cret", got)
+	if got := sig.secret("/unsigned", "first-s3cret"); got != "first-s3cret" {
+		t.Errorf("after rotation the unsigned connector signs with %q, want first-s3cret", got)
 	}
-	r = runCLI(t, base, "connectors", "rotate-secret", c, "--project", p, "--new-secret", "n3w-s3cret", "--yes")
-	checkGolden(t, n, "connectors_rotate_secret_same", r)
 
 	// Without --new-secret, a strong secret is made up and printed.
 	r = mustCLI(t, base, "connectors", "rotate-secret", c, "--project", p, "--yes")
-	secret := connectorSecret(t, base, p, c)
+	_, after, _ := strings.Cut(r.stdout, "New secret: ")
+	secret, _, _ := strings.Cut(after, "\n")
 	if raw, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(raw) != 32 {
 		t.Errorf("made-up secret %q: want 32 bytes of base64url (%v)", secret, err)
 	}
-	if !strings.Contains(r.stdout, "New secret: "+secret+"\n") {
-		t.Errorf("stdout does not show the new secret %q:\n%s", secret, r.stdout)
+	if got := sig.secret("/in", "n3w-s3cret", secret); got != secret {
+		t.Errorf("after rotation the connector signs with %q, want the made-up secret", got)
 	}
 }
 
@@ -58,9 +101,11 @@ func TestCLIRotateSecretGolden(t *testing.T) {
 // yes switches the secret; and without a terminal, --yes is required.
 func TestCLIRotateSecretConfirms(t *testing.T) {
 	t.Parallel()
-	base := startNode(t, serveConfig{Dev: true}).base
+	rc := newTestReceiver(t)
+	base := startNode(t, serveConfig{Dev: true, CAFile: rc.caFile(t)}).base
 	p := newCLIProject(t, base, "rotate")
-	c := createdID(t, base, "connectors", "create", "--project", p, "--url", "https://example.com/in", "--secret", "old")
+	c := createdID(t, base, "connectors", "create", "--project", p, "--url", rc.URL+"/in", "--secret", "old")
+	sig := newSigner(t, base, rc, p)
 
 	tests := []struct {
 		input     string
@@ -84,8 +129,8 @@ func TestCLIRotateSecretConfirms(t *testing.T) {
 		if !strings.Contains(stdout.String(), `dcon listen --secret "$CURRENT_SECRET" --secret "new"`) {
 			t.Errorf("answer %q: stdout %q lacks step 1", tt.input, stdout.String())
 		}
-		if got := connectorSecret(t, base, p, c); got != tt.wantAfter {
-			t.Errorf("answer %q: secret %q, want %q", tt.input, got, tt.wantAfter)
+		if got := sig.secret("/in", "old", "new"); got != tt.wantAfter {
+			t.Errorf("answer %q: the connector signs with %q, want %q", tt.input, got, tt.wantAfter)
 		}
 	}
 

@@ -10,15 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"dcon"
+	"dcon/internal/auth"
 	"dcon/internal/delivery"
 	"dcon/internal/httpapi"
 	"dcon/internal/ingest"
@@ -29,9 +30,9 @@ import (
 
 // serveConfig is everything `dcon serve` can be told.
 type serveConfig struct {
-	Addr         string        // where the API listens; loopback only until authentication exists
+	Addr         string        // where the API listens; loopback only with --dev
 	Data         string        // the data directory
-	Dev          bool          // development mode: http:// endpoints allowed
+	Dev          bool          // development mode: no authentication, loopback only, http:// endpoints allowed
 	CAFile       string        // extra CA certificates trusted for endpoints
 	RetryInitial time.Duration // average first retry delay
 	RetryMax     time.Duration // retry delay ceiling
@@ -42,18 +43,22 @@ type serveConfig struct {
 	Issuer       string        // iss of DT-Asymmetric-Signature, where /.well-known/ is served; "" means http://<Addr>
 	KeyOverlap   time.Duration // how long a signing key replaced by a rotation stays published; 0 means 24h
 
+	Security securityConfig // destinations, rate limits, TLS on the API listener
+
 	// For tests only (torture/): flags marked FOR TESTS ONLY in --help.
-	TestClockFile string // the clock is time.Now() + the duration in this file, re-read every 100ms
+	TestClockFile string // time travel: dcon's clock is moved by the duration in this file, re-read every 100ms
+	TestWallFile  string // a simulated step of the wall clock: the duration in this file, which dcon's stable clock reads only at start
 	TestFaultFile string // while this file exists, the store's file writes (or, if it says "sync", syncs) fail
 	FS            vfs.FS // the store's file system; default the operating system's
+	NoAuth        bool   // no authentication, without --dev's other allowances (startNode)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := serveConfig{}
 	fs := newFlagSet("serve", "Run the Data Connector service on its embedded store.", stderr)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`host:port` the API listens on (a loopback address until authentication exists)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`host:port` the API listens on (a loopback address with --dev)")
 	fs.StringVar(&cfg.Data, "data", "./dcon-data", "data `directory`: queue, connectors, devices")
-	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// connector URLs")
+	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: NO AUTHENTICATION, loopback --addr only, http:// connector URLs allowed")
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM `file` of extra CA certificates trusted for endpoints, beside the system roots")
 	fs.DurationVar(&cfg.RetryInitial, "retry-initial", delivery.DefaultBackoff.Initial, "average delay before the first retry")
 	fs.DurationVar(&cfg.RetryMax, "retry-max", delivery.DefaultBackoff.Max, "largest delay between retries")
@@ -63,17 +68,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "public `URL` of this server: the iss of DT-Asymmetric-Signature, under which receivers find /.well-known/openid-configuration (default http://<addr>; in production, the public https:// URL)")
 	fs.DurationVar(&cfg.KeyOverlap, "key-overlap", defaultKeyOverlap, "how long a signing key replaced by 'dcon keys rotate' stays published")
+	registerSecurityFlags(fs, &cfg.Security)
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this `file` (for go tool pprof), finished at shutdown")
-	fs.StringVar(&cfg.TestClockFile, "test-clock-offset-file", "", "FOR TESTS ONLY: the clock is now + the duration (\"12h\") in this `file`, re-read every 100ms")
+	fs.StringVar(&cfg.TestClockFile, "test-clock-offset-file", "", "FOR TESTS ONLY: time travel: dcon's clock is moved by the duration (\"12h\") in this `file`, re-read every 100ms")
+	fs.StringVar(&cfg.TestWallFile, "test-wall-offset-file", "", "FOR TESTS ONLY: the wall clock is stepped by the duration (\"-1h\") in this `file`; dcon's clock reads it only at start")
 	fs.StringVar(&cfg.TestFaultFile, "test-disk-fault-file", "", "FOR TESTS ONLY: while this `file` exists, the store's writes fail (only its syncs if the file says \"sync\")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := checkLoopback(cfg.Addr); err != nil {
-		return err
+	cfg.Security.devDefaults(fs, cfg.Dev)
+	if cfg.Dev {
+		if err := checkLoopback(cfg.Addr); err != nil {
+			return err
+		}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	certFile, keyFile, err := cfg.Security.tlsFiles(cfg.Data, cfg.Addr, time.Now(), stdout)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+		if cfg.Issuer == "" {
+			cfg.Issuer = "https://" + cfg.Addr
+		}
+	}
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
 		if err != nil {
@@ -99,12 +120,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Dev {
-		log.Warn("DEVELOPMENT MODE: http:// connector URLs are allowed; do not use in production")
+		log.Warn("DEVELOPMENT MODE: NO AUTHENTICATION, and http:// connector URLs are allowed; do not use in production")
 	}
-	fmt.Fprintf(stdout, "dcon %s listening on http://%s (data in %s)\n", version, ln.Addr(), cfg.Data)
+	if n.credentials != nil {
+		printCredentials(stdout, n.credentials, filepath.Join(cfg.Data, auth.CredentialsFile))
+	}
+	fmt.Fprintf(stdout, "dcon %s listening on %s://%s (data in %s)\n", version, scheme, ln.Addr(), cfg.Data)
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serveAPI(srv, ln, certFile, keyFile) }()
 	select {
 	case err = <-served:
 	case <-ctx.Done():
@@ -138,7 +162,7 @@ func checkLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return usagef("--addr %q: the API has no authentication yet, so it listens on a loopback address only (for example 127.0.0.1:8080)", addr)
+	return usagef("--addr %q: --dev has no authentication, so it listens on a loopback address only (for example 127.0.0.1:8080)", addr)
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -163,6 +187,12 @@ type node struct {
 	watchdog *stats.Watchdog
 	engine   *delivery.Engine
 	api      http.Handler
+
+	// authn authenticates callers; nil with --dev (no authentication).
+	authn *auth.Authenticator
+	// credentials are those of the owner account made by this start, the
+	// first without --dev; nil otherwise.
+	credentials *auth.Credentials
 }
 
 // openNode opens the store, recovers deliveries left in flight and starts the
@@ -175,6 +205,7 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	checkDataDir(cfg.Data, log)
 	keys, err := loadKeySet(cfg.Data, cfg.KeyOverlap, time.Now(), log)
 	if err != nil {
 		return nil, err
@@ -207,6 +238,8 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Keys:         n.keys.set,
 		Issuer:       issuer,
 		Organization: newOrganizations(n.db, log.With("component", "signing")).Of,
+		Destinations: cfg.Security.destinations(cfg.Dev),
+		LookupIP:     cfg.Security.LookupIP,
 	})
 	if err != nil {
 		return err
@@ -216,10 +249,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		return err
 	}
 	router.WithLogger(log.With("component", "router"))
-	now := time.Now
-	if cfg.TestClockFile != "" {
-		now = (&offsetClock{path: cfg.TestClockFile}).Now
-	}
+	now := newClock(cfg.TestWallFile, cfg.TestClockFile) // see stableClock
 	n.stats, err = stats.New(stats.Config{Store: n.db, Logger: log.With("component", "stats"), Now: now})
 	if err != nil {
 		return err
@@ -275,16 +305,26 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if len(created) > 0 {
 		log.Info("created projects for existing data connectors and devices", "projects", created)
 	}
+	access, keyMaker, err := n.openAuth(cfg)
+	if err != nil {
+		return err
+	}
 	n.api = (&httpapi.Server{
 		Connectors: router,
 		Devices:    n.db,
 		Projects:   n.db,
 		Metrics:    n.stats,
 		Ingest:     in,
-		Rules:      dcon.ConnectorRules{AllowHTTP: cfg.Dev},
+		Rules:      cfg.Security.connectorRules(cfg.Dev),
 		Logger:     log.With("component", "api"),
+		Access:     access,
+		KeyMaker:   keyMaker,
 	}).Handler()
 	n.api = (&httpapi.KeyServer{Keys: n.keys, Issuer: issuer, Logger: log.With("component", "keys")}).Handler(n.api)
+	n.api = cfg.Security.rateLimited(n.api, log.With("component", "ratelimit"))
+	if !cfg.Dev && !cfg.NoAuth {
+		return n.guard(ctx, cfg, issuer, log)
+	}
 	return nil
 }
 
@@ -309,30 +349,6 @@ func (n *node) Close(ctx context.Context) error {
 	}
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
-}
-
-// offsetClock is the --test-clock-offset-file clock, for tests only: time.Now()
-// plus the duration written in a file, which it re-reads every 100ms.
-type offsetClock struct {
-	path   string
-	mu     sync.Mutex
-	offset time.Duration
-	next   time.Time // when to re-read the file
-}
-
-func (c *offsetClock) Now() time.Time {
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !now.Before(c.next) {
-		c.next = now.Add(100 * time.Millisecond)
-		if b, err := os.ReadFile(c.path); err == nil {
-			if d, err := time.ParseDuration(strings.TrimSpace(string(b))); err == nil {
-				c.offset = d
-			}
-		}
-	}
-	return now.Add(c.offset)
 }
 
 // faultFS is the --test-disk-fault-file file system, for tests only: while the

@@ -37,7 +37,7 @@ func StartServer(ctx context.Context, bin, dir string, flags []string) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}, flags...)
+	args := append([]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = childAttr()

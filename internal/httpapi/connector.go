@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/rs/xid"
@@ -28,15 +32,53 @@ type connectorResource struct {
 }
 
 type httpConfigResource struct {
-	URL             string            `json:"url"`
-	SignatureSecret string            `json:"signatureSecret"`
-	Headers         map[string]string `json:"headers"`
+	URL string `json:"url"`
+	// SignatureSecret is write-only: always "" in answers, but present, since
+	// the original client reads it unchecked. SignatureSecretSet (additive)
+	// says whether the connector has one.
+	SignatureSecret    string            `json:"signatureSecret"`
+	SignatureSecretSet bool              `json:"signatureSecretSet"`
+	Headers            map[string]string `json:"headers"`
 	// AsymmetricSignature (additive) says whether requests carry
 	// DT-Asymmetric-Signature; true unless turned off.
 	AsymmetricSignature bool `json:"asymmetricSignature"`
 	// StandardWebhookSecrets (additive) are the whsec_ secrets of the
-	// Standard Webhooks signature; [] when it is off.
+	// Standard Webhooks signature, masked (see maskWhsec); [] when it is off.
 	StandardWebhookSecrets []string `json:"standardWebhookSecrets"`
+}
+
+// whsecMaskPrefix starts a masked Standard Webhooks secret: "whsec_****" and
+// the first 8 hex digits of the SHA-256 of the whole secret. "*" is not
+// base64, so a mask is never a valid secret and can be told from one.
+const whsecMaskPrefix = "whsec_****"
+
+// maskWhsec is how answers show a Standard Webhooks secret: enough to tell
+// which of a receiver's secrets it is, nothing to sign with.
+func maskWhsec(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return whsecMaskPrefix + hex.EncodeToString(sum[:4])
+}
+
+// unmaskWhsecs replaces, in secrets, each mask by the secret of old it
+// stands for, so that a client can send back the list it read, with a secret
+// added or removed. A mask that matches none of old is refused.
+func unmaskWhsecs(secrets, old []string) error {
+	for i, s := range secrets {
+		if !strings.HasPrefix(s, whsecMaskPrefix) {
+			continue
+		}
+		found := false
+		for _, o := range old {
+			if maskWhsec(o) == s {
+				secrets[i], found = o, true
+				break
+			}
+		}
+		if !found {
+			return dcon.Errorf(dcon.EINVALID, "%s[%d]: a masked secret this data connector does not have; send the secret itself", pathStandardSecrets, i)
+		}
+	}
+	return nil
 }
 
 func newConnectorResource(c *dcon.Connector) connectorResource {
@@ -50,10 +92,10 @@ func newConnectorResource(c *dcon.Connector) connectorResource {
 		Labels:       c.Labels,
 		HTTPConfig: httpConfigResource{
 			URL:                    c.HTTP.URL,
-			SignatureSecret:        c.HTTP.SignatureSecret,
+			SignatureSecretSet:     c.HTTP.SignatureSecret != "",
 			Headers:                c.HTTP.Headers,
 			AsymmetricSignature:    !c.HTTP.AsymmetricSignatureOff,
-			StandardWebhookSecrets: c.HTTP.StandardWebhookSecrets,
+			StandardWebhookSecrets: make([]string, len(c.HTTP.StandardWebhookSecrets)),
 		},
 		CreateTime: dcon.FormatTime(c.CreateTime),
 		UpdateTime: dcon.FormatTime(c.UpdateTime),
@@ -67,8 +109,8 @@ func newConnectorResource(c *dcon.Connector) connectorResource {
 	if r.HTTPConfig.Headers == nil {
 		r.HTTPConfig.Headers = map[string]string{}
 	}
-	if r.HTTPConfig.StandardWebhookSecrets == nil {
-		r.HTTPConfig.StandardWebhookSecrets = []string{}
+	for i, s := range c.HTTP.StandardWebhookSecrets {
+		r.HTTPConfig.StandardWebhookSecrets[i] = maskWhsec(s)
 	}
 	return r
 }
@@ -97,6 +139,9 @@ type httpConfigFields struct {
 	Headers                json.RawMessage `json:"headers"`
 	AsymmetricSignature    json.RawMessage `json:"asymmetricSignature"`
 	StandardWebhookSecrets json.RawMessage `json:"standardWebhookSecrets"`
+	// SignatureSecretSet is output only: accepted and ignored, so that a
+	// client can send back a connector as it read it.
+	SignatureSecretSet json.RawMessage `json:"signatureSecretSet"`
 }
 
 // The paths of a connector that a request can set, as in update_mask.
@@ -211,7 +256,10 @@ func applyConnector(c *dcon.Connector, f *connectorFields, hc *httpConfigFields,
 				c.HTTP.AsymmetricSignatureOff = on != nil && !*on
 			}
 		case pathStandardSecrets:
-			err = setField(p, hc.StandardWebhookSecrets, &c.HTTP.StandardWebhookSecrets)
+			old := c.HTTP.StandardWebhookSecrets
+			if err = setField(p, hc.StandardWebhookSecrets, &c.HTTP.StandardWebhookSecrets); err == nil {
+				err = unmaskWhsecs(c.HTTP.StandardWebhookSecrets, old)
+			}
 		}
 		if err != nil {
 			return err
@@ -245,14 +293,30 @@ func applyStatus(c *dcon.Connector, raw json.RawMessage) error {
 	return nil
 }
 
-// validate checks c against the server's rules. A failure is the client's.
-func (a *api) validate(c *dcon.Connector) error {
+// validate checks c against the server's rules, its URL's host resolved when
+// the rules say how. A failure is the client's.
+func (a *api) validate(ctx context.Context, c *dcon.Connector) error {
 	err := dcon.ValidateConnector(c, a.rules)
+	if err == nil {
+		err = dcon.CheckConnectorDestination(ctx, c, a.rules)
+	}
 	var e *dcon.Error
 	if err != nil && !errors.As(err, &e) {
 		return dcon.WrapError(dcon.EINVALID, err, "invalid data connector: %v", err)
 	}
 	return err
+}
+
+// keepSecretOnEcho drops httpConfig.signatureSecret from the paths of a PATCH
+// without update_mask when the body sends it as "" or null: answers show the
+// secret as "", so a client sending back what it read would otherwise clear
+// it. Clearing takes update_mask=httpConfig.signatureSecret.
+func keepSecretOnEcho(paths []string, hc *httpConfigFields) []string {
+	var s *string
+	if err := setField(pathSignatureSecret, hc.SignatureSecret, &s); err != nil || s != nil && *s != "" {
+		return paths
+	}
+	return slices.DeleteFunc(paths, func(p string) bool { return p == pathSignatureSecret })
 }
 
 // connectorIDs reads and checks the project and connector ids of the path. An
@@ -338,7 +402,7 @@ func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
 	if err := applyConnector(c, f, hc, presentPaths(f, hc)); err != nil {
 		return err
 	}
-	if err := a.validate(c); err != nil {
+	if err := a.validate(r.Context(), c); err != nil {
 		return err
 	}
 	if err := a.connectors.CreateConnector(r.Context(), c); err != nil {
@@ -382,7 +446,7 @@ func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if mask == nil {
-		mask = presentPaths(f, hc)
+		mask = keepSecretOnEcho(presentPaths(f, hc), hc)
 	}
 	old, err := a.connectors.Connector(r.Context(), p, id)
 	if err != nil {
@@ -392,7 +456,7 @@ func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {
 	if err := applyConnector(c, f, hc, mask); err != nil {
 		return err
 	}
-	if err := a.validate(c); err != nil {
+	if err := a.validate(r.Context(), c); err != nil {
 		return err
 	}
 	c.UpdateTime = a.now()

@@ -38,6 +38,14 @@
 //	POST   /v2/projects/{p}/devices/{d}:publish          publish one event, answers its envelope
 //	POST   /v2/projects/{p}/devices:batchPublish         publish up to 1000 events
 //
+//	GET    /v2/projects/{p}/serviceaccounts[/{sa}[/keys[/{k}]]]  service accounts and keys (admin)
+//	POST   /oauth2/token                                 OAuth2 JWT-bearer token exchange
+//
+// [Guard] stands in front of everything: it authenticates (HTTP Basic with a
+// key id and secret, or a Bearer token from /oauth2/token) and checks each route
+// against the permission it needs on the project in its path; another
+// project's resources answer 404. With --dev there is no Guard.
+//
 // [KeyServer] adds the signing-key documents in front of the API:
 // /.well-known/openid-configuration, /.well-known/jwks.json, GET /v2/keys and
 // POST /v2/keys:rotate. Every path under a project answers 404 unless the

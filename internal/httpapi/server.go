@@ -67,6 +67,11 @@ type Server struct {
 	// MaxBodyBytes limits request bodies; larger ones answer 413. Default:
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
+	// Access keeps service accounts and KeyMaker makes their keys, for the
+	// /v2/projects/{p}/serviceaccounts API. Default: nil (that API answers
+	// 404: development mode, no authentication).
+	Access   dcon.AccessStore
+	KeyMaker KeyMaker
 }
 
 // api is a Server with its defaults filled in, and its routes.
@@ -80,6 +85,8 @@ type api struct {
 	log        *slog.Logger
 	now        func() time.Time
 	maxBody    int64
+	access     dcon.AccessStore
+	keyMaker   KeyMaker
 	mux        *http.ServeMux
 }
 
@@ -95,6 +102,8 @@ func (s *Server) Handler() http.Handler {
 		log:        s.Logger,
 		now:        s.Now,
 		maxBody:    s.MaxBodyBytes,
+		access:     s.Access,
+		keyMaker:   s.KeyMaker,
 		mux:        http.NewServeMux(),
 	}
 	if a.log == nil {
@@ -134,6 +143,8 @@ func (a *api) routes() {
 	a.handle("DELETE "+devices+"/{d}", a.deleteDevice)
 	a.handle("POST "+devices+"/{d}", a.postDevice) // {d}:publish
 	a.handle("POST "+devices+":batchPublish", a.batchPublish)
+
+	a.serviceAccountRoutes()
 }
 
 // handle registers a handler that answers its error, if any, with writeError.
