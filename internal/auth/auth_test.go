@@ -17,13 +17,12 @@ import (
 
 // fixture is an Authenticator over a real store, with one account and key.
 type fixture struct {
-	a       *auth.Authenticator
-	db      *pebble.DB
-	acc     *dcon.ServiceAccount
-	key     *dcon.Key
-	secret  string
-	now     time.Time
-	tokenOf func(now time.Time) string
+	a      *auth.Authenticator
+	db     *pebble.DB
+	acc    *dcon.ServiceAccount
+	key    *dcon.Key
+	secret string
+	now    time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
