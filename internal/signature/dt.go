@@ -153,25 +153,21 @@ func VerifyDT(token string, body []byte, secrets [][]byte, now time.Time, leeway
 	if len(secrets) == 0 {
 		return nil, ErrNoSecret
 	}
-	if len(token) > maxTokenLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
-	}
-	dot1 := strings.IndexByte(token, '.')
-	dot2 := strings.LastIndexByte(token, '.')
-	if dot1 < 0 || dot1 == dot2 || strings.IndexByte(token[dot1+1:dot2], '.') >= 0 {
-		return nil, fmt.Errorf("%w: want three dot-separated parts", ErrMalformed)
-	}
-	if err := checkDTHeader(token[:dot1]); err != nil {
-		return nil, err
-	}
-	if err := checkDTMAC(token[:dot2], token[dot2+1:], secrets); err != nil {
-		return nil, err
-	}
-	claims, err := parseDTClaims(token[dot1+1 : dot2])
+	header, claimsPart, signed, sig, err := splitToken(token)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDTTimes(claims, now, leeway); err != nil {
+	if err := checkDTHeader(header); err != nil {
+		return nil, err
+	}
+	if err := checkDTMAC(signed, sig, secrets); err != nil {
+		return nil, err
+	}
+	claims, err := parseDTClaims(claimsPart)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTimes(claims.Exp, claims.Iat, now, leeway); err != nil {
 		return nil, err
 	}
 	if err := checkDTChecksums(claims, body); err != nil {
@@ -223,27 +219,13 @@ func checkDTMAC(signed, sig string, secrets [][]byte) error {
 }
 
 func parseDTClaims(part string) (*DTClaims, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(part)
-	if err != nil {
-		return nil, fmt.Errorf("%w: claims are not base64url", ErrMalformed)
-	}
 	var c struct {
-		Checksum       *string `json:"checksum"`
-		ChecksumSHA256 *string `json:"checksum_sha256"`
-		Exp            *int64  `json:"exp"`
-		Iat            *int64  `json:"iat"`
-		JTI            string  `json:"jti"`
+		tokenClaims
+		Checksum *string `json:"checksum"`
+		JTI      string  `json:"jti"`
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims are not a JSON object of the expected types", ErrMalformed)
-	}
-	switch {
-	case c.Exp == nil:
-		return nil, fmt.Errorf("%w: exp", ErrMissingClaims)
-	case c.Iat == nil:
-		return nil, fmt.Errorf("%w: iat", ErrMissingClaims)
-	case c.ChecksumSHA256 == nil:
-		return nil, fmt.Errorf("%w: checksum_sha256", ErrMissingClaims)
+	if err := decodeClaims(part, &c, &c.tokenClaims); err != nil {
+		return nil, err
 	}
 	claims := &DTClaims{ChecksumSHA256: *c.ChecksumSHA256, Exp: *c.Exp, Iat: *c.Iat, JTI: c.JTI}
 	if c.Checksum != nil {
@@ -252,22 +234,9 @@ func parseDTClaims(part string) (*DTClaims, error) {
 	return claims, nil
 }
 
-func checkDTTimes(c *DTClaims, now time.Time, leeway time.Duration) error {
-	if exp := time.Unix(c.Exp, 0); now.After(exp.Add(leeway)) {
-		return fmt.Errorf("%w: exp %s is before now %s", ErrExpired, exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-	}
-	if iat := time.Unix(c.Iat, 0); iat.After(now.Add(leeway)) {
-		return fmt.Errorf("%w: iat %s is after now %s", ErrNotYetValid, iat.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
 func checkDTChecksums(c *DTClaims, body []byte) error {
-	sum256 := sha256.Sum256(body)
-	var want256 [2 * sha256.Size]byte
-	hex.Encode(want256[:], sum256[:])
-	if subtle.ConstantTimeCompare([]byte(c.ChecksumSHA256), want256[:]) != 1 {
-		return fmt.Errorf("%w: checksum_sha256 does not match the body", ErrChecksum)
+	if err := checkSHA256(c.ChecksumSHA256, body); err != nil {
+		return err
 	}
 	if c.Checksum == "" {
 		return nil

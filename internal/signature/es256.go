@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -107,23 +106,19 @@ func appendES256Claims(dst, body []byte, iat int64, issuer, subject string) []by
 //
 // Every error wraps one of the Err* values of this package and says what failed.
 func VerifyES256(token string, body []byte, keyFor func(kid string) (*ecdsa.PublicKey, error), now time.Time, leeway time.Duration) (*ES256Claims, error) {
-	if len(token) > maxTokenLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
+	header, claimsPart, signed, sigPart, err := splitToken(token)
+	if err != nil {
+		return nil, err
 	}
-	dot1 := strings.IndexByte(token, '.')
-	dot2 := strings.LastIndexByte(token, '.')
-	if dot1 < 0 || dot1 == dot2 || strings.IndexByte(token[dot1+1:dot2], '.') >= 0 {
-		return nil, fmt.Errorf("%w: want three dot-separated parts", ErrMalformed)
-	}
-	kid, err := checkES256Header(token[:dot1])
+	kid, err := checkES256Header(header)
 	if err != nil {
 		return nil, err
 	}
 	var sig [es256SigLen]byte
-	if base64.RawURLEncoding.DecodedLen(len(token)-dot2-1) != len(sig) {
+	if base64.RawURLEncoding.DecodedLen(len(sigPart)) != len(sig) {
 		return nil, fmt.Errorf("%w: signature is not %d bytes", ErrSignature, len(sig))
 	}
-	if _, err := base64.RawURLEncoding.Decode(sig[:], []byte(token[dot2+1:])); err != nil {
+	if _, err := base64.RawURLEncoding.Decode(sig[:], []byte(sigPart)); err != nil {
 		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
 	}
 	key, err := keyFor(kid)
@@ -139,22 +134,18 @@ func VerifyES256(token string, body []byte, keyFor func(kid string) (*ecdsa.Publ
 	if key.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("%w: key %q is not a P-256 key", ErrAlgorithm, clip(kid))
 	}
-	if !verifyES256Sig(key, token[:dot2], &sig) {
+	if !verifyES256Sig(key, signed, &sig) {
 		return nil, fmt.Errorf("%w: ES256 signature does not verify under key %q", ErrSignature, clip(kid))
 	}
-	claims, err := parseES256Claims(token[dot1+1 : dot2])
+	claims, err := parseES256Claims(claimsPart)
 	if err != nil {
 		return nil, err
 	}
-	dt := DTClaims{Exp: claims.Exp, Iat: claims.Iat}
-	if err := checkDTTimes(&dt, now, leeway); err != nil {
+	if err := checkTimes(claims.Exp, claims.Iat, now, leeway); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(body)
-	var want [2 * sha256.Size]byte
-	hex.Encode(want[:], sum[:])
-	if subtle.ConstantTimeCompare([]byte(claims.ChecksumSHA256), want[:]) != 1 {
-		return nil, fmt.Errorf("%w: checksum_sha256 does not match the body", ErrChecksum)
+	if err := checkSHA256(claims.ChecksumSHA256, body); err != nil {
+		return nil, err
 	}
 	return claims, nil
 }
@@ -192,27 +183,13 @@ func checkES256Header(part string) (kid string, err error) {
 }
 
 func parseES256Claims(part string) (*ES256Claims, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(part)
-	if err != nil {
-		return nil, fmt.Errorf("%w: claims are not base64url", ErrMalformed)
-	}
 	var c struct {
-		ChecksumSHA256 *string `json:"checksum_sha256"`
-		Exp            *int64  `json:"exp"`
-		Iat            *int64  `json:"iat"`
-		Iss            string  `json:"iss"`
-		Sub            string  `json:"sub"`
+		tokenClaims
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims are not a JSON object of the expected types", ErrMalformed)
-	}
-	switch {
-	case c.Exp == nil:
-		return nil, fmt.Errorf("%w: exp", ErrMissingClaims)
-	case c.Iat == nil:
-		return nil, fmt.Errorf("%w: iat", ErrMissingClaims)
-	case c.ChecksumSHA256 == nil:
-		return nil, fmt.Errorf("%w: checksum_sha256", ErrMissingClaims)
+	if err := decodeClaims(part, &c, &c.tokenClaims); err != nil {
+		return nil, err
 	}
 	return &ES256Claims{ChecksumSHA256: *c.ChecksumSHA256, Exp: *c.Exp, Iat: *c.Iat, Iss: c.Iss, Sub: c.Sub}, nil
 }
