@@ -310,15 +310,16 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		return err
 	}
 	n.api = (&httpapi.Server{
-		Connectors: router,
-		Devices:    n.db,
-		Projects:   n.db,
-		Metrics:    n.stats,
-		Ingest:     in,
-		Rules:      cfg.Security.connectorRules(cfg.Dev),
-		Logger:     log.With("component", "api"),
-		Access:     access,
-		KeyMaker:   keyMaker,
+		Connectors:  router,
+		Devices:     n.db,
+		Projects:    n.db,
+		Metrics:     n.stats,
+		DeadLetters: n.db,
+		Ingest:      in,
+		Rules:       cfg.Security.connectorRules(cfg.Dev),
+		Logger:      log.With("component", "api"),
+		Access:      access,
+		KeyMaker:    keyMaker,
 	}).Handler()
 	n.api = (&httpapi.KeyServer{Keys: n.keys, Issuer: issuer, Logger: log.With("component", "keys")}).Handler(n.api)
 	n.api = cfg.Security.rateLimited(n.api, log.With("component", "ratelimit"))

@@ -34,8 +34,7 @@ type deadLetterResource struct {
 // deadLetters answers GET /v2/projects/{p}/dataconnectors/{d}/deadletters: up
 // to page_size (1 to MaxDeadLetters, default MaxDeadLetters) of the connector's
 // dead letters, oldest expiry first. It is read-only and additive to the
-// contract. The dead letters come from the Devices store when it implements
-// DeadLetterReader (as the Pebble store does); otherwise the path is not found.
+// contract. Without a Server.DeadLetters the path is not found.
 func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
 	p, id, verb, err := a.connectorIDs(r)
 	if err != nil {
@@ -44,8 +43,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
 	if verb != "" {
 		return dcon.Errorf(dcon.ENOTFOUND, "no resource at %s", r.URL.Path)
 	}
-	reader, ok := a.devices.(DeadLetterReader)
-	if !ok {
+	if a.deadLetterReader == nil {
 		return dcon.Errorf(dcon.ENOTFOUND, "no resource at %s", r.URL.Path)
 	}
 	limit := MaxDeadLetters
@@ -61,7 +59,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.connectors.Connector(r.Context(), p, id); err != nil {
 		return err
 	}
-	dls, err := reader.DeadLetters(r.Context(), id, limit)
+	dls, err := a.deadLetterReader.DeadLetters(r.Context(), id, limit)
 	if err != nil {
 		return err
 	}

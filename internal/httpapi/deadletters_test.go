@@ -10,8 +10,8 @@ import (
 	"dcon"
 )
 
-// deadLetterDevices is the fake device store with dead letters, as the Pebble
-// store has both.
+// deadLetterDevices is a fake dead-letter reader (the Pebble store is the real
+// one; it is also the device store, hence the embedding).
 type deadLetterDevices struct {
 	*fakeDevices
 	dls   []dcon.DeadLetter
@@ -47,7 +47,7 @@ func TestDeadLetters(t *testing.T) {
 		name      string
 		path      string
 		err       error // the store's
-		plain     bool  // a device store without dead letters
+		plain     bool  // a server without a dead-letter reader
 		status    int
 		body      string
 		wantLimit int // 0: the store is not asked
@@ -66,7 +66,7 @@ func TestDeadLetters(t *testing.T) {
 		{name: "an unknown connector", path: "/v2/projects/" + project + "/dataconnectors/c16pegipidie7lltreff/deadletters", status: http.StatusNotFound},
 		{name: "a malformed connector id", path: "/v2/projects/" + project + "/dataconnectors/nope/deadletters", status: http.StatusNotFound},
 		{name: "a custom method", path: "/v2/projects/" + project + "/dataconnectors/" + id + ":metrics/deadletters", status: http.StatusNotFound},
-		{name: "a store without dead letters", path: path, plain: true, status: http.StatusNotFound},
+		{name: "no dead-letter reader", path: path, plain: true, status: http.StatusNotFound},
 		{
 			name: "the store is unavailable", path: path, status: http.StatusServiceUnavailable,
 			err:       dcon.WrapError(dcon.EUNAVAILABLE, errors.New("disk"), "the store is unavailable"),
@@ -80,7 +80,7 @@ func TestDeadLetters(t *testing.T) {
 			e := newEnv(t, func(s *Server) {
 				store.fakeDevices = s.Devices.(*fakeDevices)
 				if !tt.plain {
-					s.Devices = store
+					s.DeadLetters = store
 				}
 			})
 			e.seedConnector(t, id)

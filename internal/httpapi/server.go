@@ -56,6 +56,9 @@ type Server struct {
 	Projects dcon.ProjectStore
 	// Metrics answers :metrics. Default: nil (:metrics answers zeros).
 	Metrics MetricsReader
+	// DeadLetters reads connectors' dead letters. Default: nil (the
+	// deadletters path is not found).
+	DeadLetters DeadLetterReader
 	// Rules are the server-wide rules every connector is validated against.
 	// Default: the zero value (https:// URLs only).
 	Rules dcon.ConnectorRules
@@ -76,35 +79,37 @@ type Server struct {
 
 // api is a Server with its defaults filled in, and its routes.
 type api struct {
-	connectors dcon.ConnectorStore
-	devices    dcon.DeviceStore
-	ingest     Ingester
-	projects   dcon.ProjectStore
-	metrics    MetricsReader
-	rules      dcon.ConnectorRules
-	log        *slog.Logger
-	now        func() time.Time
-	maxBody    int64
-	access     dcon.AccessStore
-	keyMaker   KeyMaker
-	mux        *http.ServeMux
+	connectors       dcon.ConnectorStore
+	devices          dcon.DeviceStore
+	ingest           Ingester
+	projects         dcon.ProjectStore
+	metrics          MetricsReader
+	deadLetterReader DeadLetterReader
+	rules            dcon.ConnectorRules
+	log              *slog.Logger
+	now              func() time.Time
+	maxBody          int64
+	access           dcon.AccessStore
+	keyMaker         KeyMaker
+	mux              *http.ServeMux
 }
 
 // Handler returns the http.Handler that serves the API under /v2.
 func (s *Server) Handler() http.Handler {
 	a := &api{
-		connectors: s.Connectors,
-		devices:    s.Devices,
-		ingest:     s.Ingest,
-		projects:   s.Projects,
-		metrics:    s.Metrics,
-		rules:      s.Rules,
-		log:        s.Logger,
-		now:        s.Now,
-		maxBody:    s.MaxBodyBytes,
-		access:     s.Access,
-		keyMaker:   s.KeyMaker,
-		mux:        http.NewServeMux(),
+		connectors:       s.Connectors,
+		devices:          s.Devices,
+		ingest:           s.Ingest,
+		projects:         s.Projects,
+		metrics:          s.Metrics,
+		deadLetterReader: s.DeadLetters,
+		rules:            s.Rules,
+		log:              s.Logger,
+		now:              s.Now,
+		maxBody:          s.MaxBodyBytes,
+		access:           s.Access,
+		keyMaker:         s.KeyMaker,
+		mux:              http.NewServeMux(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
