@@ -294,7 +294,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	expired := expiredToken(t, a, dev)
 	bad := map[string]string{
 		"none":               "",
-		"bad secret":         basic(dev.keyID, "0"+dev.secret[1:]),
+		"bad secret":         basic(dev.keyID, otherFirstChar(dev.secret)),
 		"unknown key":        basic(nope, dev.secret),
 		"not basic":          "Digest x",
 		"malformed bearer":   "Bearer not.a.jwt",
@@ -537,4 +537,13 @@ func TestCLILogin(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "(401)") {
 		t.Errorf("login with a wrong secret: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// otherFirstChar returns s with its first character changed, so that it is
+// certainly not s (prefixing "0" is not when s starts with "0").
+func otherFirstChar(s string) string {
+	if s[0] == '0' {
+		return "1" + s[1:]
+	}
+	return "0" + s[1:]
 }
