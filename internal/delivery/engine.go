@@ -24,10 +24,42 @@ type Connectors interface {
 	Lookup(id string) (*dcon.Connector, bool)
 }
 
-// Observer learns the outcome of every attempt; internal/stats implements it
-// for :metrics and auto-disable. It must be quick and must not block.
+// Observer learns the outcome of every attempt and every expiry: internal/stats
+// implements it for :metrics and auto-disable. It must be quick and must not
+// block, and must not keep o.
 type Observer interface {
-	Observe(connectorID string, ok bool, latency time.Duration, at time.Time)
+	Observe(o *Outcome)
+}
+
+// Outcome is what an Observer learns: one attempt, or one expiry.
+type Outcome struct {
+	ConnectorID string
+	ProjectID   string
+	EventID     string
+	EventTime   time.Time // the event's own timestamp
+	Attempt     int       // 1 for the first attempt; attempts made before an expiry
+	// Expired is set when the delivery expired instead of being attempted;
+	// then StatusCode, Latency and Err are zero and LastError says why the
+	// last attempt failed.
+	Expired    bool
+	StatusCode int           // 0 when no response arrived
+	Latency    time.Duration // the attempt's round trip
+	Err        error         // nil exactly when the endpoint answered 2xx
+	LastError  string        // for an expiry: the last attempt's error
+	At         time.Time     // when the attempt ended, or the expiry time
+}
+
+// Delivered reports whether the attempt succeeded.
+func (o *Outcome) Delivered() bool { return !o.Expired && o.Err == nil }
+
+// Observers passes every outcome to each of its observers, in order.
+type Observers []Observer
+
+// Observe implements Observer.
+func (os Observers) Observe(o *Outcome) {
+	for _, x := range os {
+		x.Observe(o)
+	}
 }
 
 // Config configures an Engine. Queue, Connectors and Sender are required.
@@ -289,7 +321,11 @@ func (e *Engine) attempt(d dcon.Delivery) {
 	}
 	d.Attempts++
 	if e.cfg.Observer != nil {
-		e.cfg.Observer.Observe(d.ConnectorID, res.Err == nil, res.Duration, e.cfg.Now())
+		e.cfg.Observer.Observe(&Outcome{
+			ConnectorID: d.ConnectorID, ProjectID: d.ProjectID, EventID: d.EventID,
+			EventTime: d.EventTime, Attempt: d.Attempts, StatusCode: res.StatusCode,
+			Latency: res.Duration, Err: res.Err, At: e.cfg.Now(),
+		})
 	}
 	if res.Err == nil {
 		e.ack(store, d)
@@ -329,5 +365,12 @@ func (e *Engine) expire(ctx context.Context, ds []dcon.Delivery, now time.Time) 
 	for _, d := range ds {
 		e.log.Info("delivery expired", "connector", d.ConnectorID, "event", d.EventID,
 			"attempts", d.Attempts, "last_error", d.LastError)
+		if e.cfg.Observer != nil {
+			e.cfg.Observer.Observe(&Outcome{
+				ConnectorID: d.ConnectorID, ProjectID: d.ProjectID, EventID: d.EventID,
+				EventTime: d.EventTime, Attempt: d.Attempts, Expired: true,
+				LastError: d.LastError, At: now,
+			})
+		}
 	}
 }

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"dcon"
+	"dcon/internal/delivery"
 	"dcon/internal/stats"
 )
 
@@ -118,7 +120,12 @@ func TestConnectorMetricsFromTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		tr.Observe(id, i%10 != 0, 411*time.Millisecond, testNow.Add(-time.Duration(i)*time.Minute))
+		o := &delivery.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 200,
+			Latency: 411 * time.Millisecond, At: testNow.Add(-time.Duration(i) * time.Minute)}
+		if i%10 == 0 {
+			o.StatusCode, o.Err = 500, errors.New("HTTP 500")
+		}
+		tr.Observe(o)
 	}
 	e := newEnv(t, withMetrics(tr))
 	e.seedConnector(t, id)

@@ -19,9 +19,9 @@ func sample(t testing.TB) *conn {
 		t.Fatal(err)
 	}
 	for i := range 300 {
-		tr.Observe("c1", i%3 != 0, time.Duration(i*i)*time.Microsecond, t0.Add(time.Duration(i)*20*time.Second))
+		tr.observe("c1", i%3 != 0, time.Duration(i*i)*time.Microsecond, t0.Add(time.Duration(i)*20*time.Second))
 	}
-	tr.Observe("c1", false, time.Hour, t0.Add(2*time.Hour))
+	tr.observe("c1", false, time.Hour, t0.Add(2*time.Hour))
 	return tr.lookup("c1")
 }
 

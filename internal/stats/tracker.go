@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"dcon"
+	"dcon/internal/delivery"
 )
 
 // Store keeps the tracker's state across restarts: one opaque value per
@@ -158,9 +159,17 @@ func (t *Tracker) conn(id string) *conn {
 }
 
 // Observe records one attempt to deliver to a connector: whether it
-// succeeded, its round trip and when it ended. It implements
-// delivery.Observer.
-func (t *Tracker) Observe(connectorID string, ok bool, latency time.Duration, at time.Time) {
+// succeeded, its round trip and when it ended. Expiries are not attempts and
+// are not counted. It implements delivery.Observer.
+func (t *Tracker) Observe(o *delivery.Outcome) {
+	if o.Expired {
+		return
+	}
+	t.observe(o.ConnectorID, o.Err == nil, o.Latency, o.At)
+}
+
+// observe records one attempt.
+func (t *Tracker) observe(connectorID string, ok bool, latency time.Duration, at time.Time) {
 	bin := t.bounds.bin(latency)
 	epoch := epochOf(at)
 	ns := at.UnixNano()

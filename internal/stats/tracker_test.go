@@ -101,7 +101,7 @@ func TestMetricsCountsAndP99(t *testing.T) {
 			at := t0
 			for _, a := range tt.attempts {
 				for range a.n {
-					tr.Observe("c1", a.ok, a.latency, at)
+					observe(tr, "c1", a.ok, a.latency, at)
 					at = at.Add(time.Second)
 				}
 			}
@@ -152,7 +152,7 @@ func TestP99Bins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tr := newTracker(t, stats.Config{Now: func() time.Time { return t0 }})
-		tr.Observe("c1", true, tt.latency, t0)
+		observe(tr, "c1", true, tt.latency, t0)
 		got := metricsOf(t, tr, "c1").Latency99p
 		switch {
 		case tt.want != 0 && got != tt.want:
@@ -167,8 +167,8 @@ func TestMetricsWindowSlides(t *testing.T) {
 	t.Parallel()
 	now := newClock(t0)
 	tr := newTracker(t, stats.Config{Now: now.Now})
-	tr.Observe("c1", true, time.Millisecond, t0)                         // the first bucket's start
-	tr.Observe("c1", false, time.Millisecond, t0.Add(stats.BucketWidth)) // the second bucket's start
+	observe(tr, "c1", true, time.Millisecond, t0)                         // the first bucket's start
+	observe(tr, "c1", false, time.Millisecond, t0.Add(stats.BucketWidth)) // the second bucket's start
 
 	tests := []struct {
 		now         time.Time
@@ -195,8 +195,8 @@ func TestMetricsWindowSlides(t *testing.T) {
 	// reset, and an attempt observed late for the old bucket no longer counts.
 	later := t0.Add(dcon.MetricsWindow)
 	now.Set(later)
-	tr.Observe("c1", true, time.Second, later)
-	tr.Observe("c1", true, time.Second, t0.Add(time.Minute)) // late: its bucket is gone
+	observe(tr, "c1", true, time.Second, later)
+	observe(tr, "c1", true, time.Second, t0.Add(time.Minute)) // late: its bucket is gone
 	m := metricsOf(t, tr, "c1")
 	if m.SuccessCount != 1 || m.ErrorCount != 1 || m.Latency99p < time.Second || m.Latency99p >= 1250*time.Millisecond {
 		t.Errorf("after the ring came round: %+v; want 1 ok (1 s), 1 error", m)
@@ -230,7 +230,7 @@ func TestFailingSince(t *testing.T) {
 			t.Parallel()
 			tr := newTracker(t, stats.Config{})
 			for _, o := range tt.obs {
-				tr.Observe("c1", o.ok, time.Millisecond, at(o.m))
+				observe(tr, "c1", o.ok, time.Millisecond, at(o.m))
 			}
 			got := tr.FailingSince("c1")
 			want := time.Time{}
@@ -247,8 +247,8 @@ func TestFailingSince(t *testing.T) {
 func TestForget(t *testing.T) {
 	t.Parallel()
 	tr := newTracker(t, stats.Config{Now: func() time.Time { return t0 }})
-	tr.Observe("c1", false, time.Millisecond, t0)
-	tr.Observe("c2", true, time.Millisecond, t0)
+	observe(tr, "c1", false, time.Millisecond, t0)
+	observe(tr, "c2", true, time.Millisecond, t0)
 	tr.Forget("c1")
 	tr.Forget("c9") // unknown: nothing happens
 	if m := metricsOf(t, tr, "c1"); m != (dcon.ConnectorMetrics{}) {
@@ -284,10 +284,10 @@ func TestPersistence(t *testing.T) {
 	tr := newTracker(t, stats.Config{Store: db, Now: now})
 	for i := range 200 {
 		at := t0.Add(time.Duration(i) * 30 * time.Second) // over 100 minutes: 10 buckets
-		tr.Observe("c1", i%4 != 0, time.Duration(i+1)*time.Millisecond, at)
+		observe(tr, "c1", i%4 != 0, time.Duration(i+1)*time.Millisecond, at)
 	}
-	tr.Observe("c2", false, 3*time.Second, t0.Add(time.Hour))
-	tr.Observe("c3", true, time.Second, t0)
+	observe(tr, "c2", false, 3*time.Second, t0.Add(time.Hour))
+	observe(tr, "c3", true, time.Second, t0)
 	if err := tr.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("c2 failing since %v after reopen, want %v", got, t0.Add(time.Hour))
 	}
 	// Observing goes on from the loaded state.
-	tr.Observe("c1", true, time.Millisecond, t0.Add(2*time.Hour))
+	observe(tr, "c1", true, time.Millisecond, t0.Add(2*time.Hour))
 	if got := metricsOf(t, tr, "c1"); got.SuccessCount != 151 {
 		t.Errorf("c1 after one more success: %+v, want 151 ok", got)
 	}
@@ -406,7 +406,7 @@ func TestFlushWritesOnlyWhatChanged(t *testing.T) {
 	if err := tr.Flush(ctx); err != nil || st.saveCount() != 0 {
 		t.Fatalf("flush with nothing observed: %v, %d saves; want none", err, st.saveCount())
 	}
-	tr.Observe("c1", true, time.Millisecond, t0)
+	observe(tr, "c1", true, time.Millisecond, t0)
 	if err := tr.Flush(ctx); err != nil || !st.has("c1") {
 		t.Fatalf("flush: %v, stored c1 %v", err, st.has("c1"))
 	}
@@ -415,7 +415,7 @@ func TestFlushWritesOnlyWhatChanged(t *testing.T) {
 	}
 
 	// A failed flush keeps what it could not write for the next one.
-	tr.Observe("c2", true, time.Millisecond, t0)
+	observe(tr, "c2", true, time.Millisecond, t0)
 	tr.Forget("c1")
 	st.fail(errors.New("disk on fire"))
 	if err := tr.Flush(ctx); err == nil {
@@ -431,7 +431,7 @@ func TestFlushWritesOnlyWhatChanged(t *testing.T) {
 
 	// A connector forgotten and observed again is saved, not deleted.
 	tr.Forget("c2")
-	tr.Observe("c2", false, time.Millisecond, t0)
+	observe(tr, "c2", false, time.Millisecond, t0)
 	if err := tr.Flush(ctx); err != nil || !st.has("c2") {
 		t.Errorf("re-observed c2: %v, stored %v; want stored", err, st.has("c2"))
 	}
@@ -442,7 +442,7 @@ func TestLoad(t *testing.T) {
 	ctx := t.Context()
 	src := newMemStore()
 	tr := newTracker(t, stats.Config{Store: src})
-	tr.Observe("good", false, time.Millisecond, t0)
+	observe(tr, "good", false, time.Millisecond, t0)
 	if err := tr.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +482,7 @@ func TestStartFlushesPeriodically(t *testing.T) {
 	if err := tr.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	tr.Observe("c1", true, time.Millisecond, t0)
+	observe(tr, "c1", true, time.Millisecond, t0)
 	deadline := time.Now().Add(10 * time.Second)
 	for !st.has("c1") {
 		if time.Now().After(deadline) {
@@ -517,7 +517,7 @@ func TestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				id := fmt.Sprintf("c%d", (g+i)%conns)
-				tr.Observe(id, i%10 != 0, time.Duration(i)*time.Microsecond, t0.Add(time.Duration(i)*time.Second))
+				observe(tr, id, i%10 != 0, time.Duration(i)*time.Microsecond, t0.Add(time.Duration(i)*time.Second))
 			}
 		})
 	}
@@ -535,7 +535,7 @@ func TestConcurrent(t *testing.T) {
 				t.Error(err)
 			}
 			tr.Forget("gone")
-			tr.Observe("gone", false, time.Millisecond, t0)
+			observe(tr, "gone", false, time.Millisecond, t0)
 		}
 	})
 	wg.Wait()
@@ -558,11 +558,12 @@ func TestConcurrent(t *testing.T) {
 func TestObserveDoesNotAllocate(t *testing.T) {
 	tr := newTracker(t, stats.Config{})
 	id := "c16pegipidie7lltrefg"
-	tr.Observe(id, true, time.Millisecond, t0) // the connector's one allocation
-	at := t0
+	observe(tr, id, true, time.Millisecond, t0) // the connector's one allocation
+	o := &delivery.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 500,
+		Err: errors.New("HTTP 500"), Latency: 200 * time.Millisecond, At: t0}
 	allocs := testing.AllocsPerRun(1000, func() {
-		at = at.Add(time.Second) // crosses buckets too
-		tr.Observe(id, false, 200*time.Millisecond, at)
+		o.At = o.At.Add(time.Second) // crosses buckets too
+		tr.Observe(o)
 	})
 	if allocs != 0 {
 		t.Errorf("Observe allocates %v times, want 0", allocs)
@@ -574,14 +575,14 @@ func BenchmarkObserve(b *testing.B) {
 	ids := make([]string, 64)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("c%019d", i)
-		tr.Observe(ids[i], true, time.Millisecond, t0)
+		observe(tr, ids[i], true, time.Millisecond, t0)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
 			i++
-			tr.Observe(ids[i%len(ids)], i%7 != 0, time.Duration(i%1000)*time.Millisecond, t0.Add(time.Duration(i)*time.Millisecond))
+			observe(tr, ids[i%len(ids)], i%7 != 0, time.Duration(i%1000)*time.Millisecond, t0.Add(time.Duration(i)*time.Millisecond))
 		}
 	})
 }
@@ -593,7 +594,7 @@ func BenchmarkObserveOneConnector(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			tr.Observe("c1", true, time.Duration(i%1000)*time.Millisecond, t0)
+			observe(tr, "c1", true, time.Duration(i%1000)*time.Millisecond, t0)
 		}
 	})
 }
@@ -607,11 +608,23 @@ func TestStopFlushesPastItsDeadline(t *testing.T) {
 	if err := tr.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	tr.Observe("c1", true, time.Millisecond, t0)
+	observe(tr, "c1", true, time.Millisecond, t0)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_ = tr.Stop(ctx) // may report the deadline if the loop had not yet seen the stop
 	if !st.has("c1") {
 		t.Error("Stop with a done ctx did not flush")
 	}
+}
+
+// observe records one attempt as the delivery engine reports it.
+func observe(tr *stats.Tracker, connectorID string, ok bool, latency time.Duration, at time.Time) {
+	o := &delivery.Outcome{ConnectorID: connectorID, Attempt: 1, Latency: latency, At: at}
+	if !ok {
+		o.Err = errors.New("HTTP 500 Internal Server Error")
+		o.StatusCode = 500
+	} else {
+		o.StatusCode = 200
+	}
+	tr.Observe(o)
 }

@@ -75,7 +75,7 @@ func (e *watchdogEnv) checkAt(t *testing.T, at time.Time, id string) *dcon.Conne
 // failEvery observes a failure every 10 minutes from from to to.
 func (e *watchdogEnv) failEvery(id string, from, to time.Time) {
 	for at := from; !at.After(to); at = at.Add(stats.BucketWidth) {
-		e.tracker.Observe(id, false, 10*time.Second, at)
+		observe(e.tracker, id, false, 10*time.Second, at)
 	}
 }
 
@@ -149,7 +149,7 @@ func TestWatchdogSuccessResetsTheWindow(t *testing.T) {
 	e := newWatchdogEnv(t, 0)
 	c := e.connector(t, dcon.StatusActive, t0.Add(-day))
 	e.failEvery(c.ID, t0, t0.Add(4*day))
-	e.tracker.Observe(c.ID, true, time.Millisecond, t0.Add(4*day+time.Minute))
+	observe(e.tracker, c.ID, true, time.Millisecond, t0.Add(4*day+time.Minute))
 	restart := t0.Add(4*day + time.Hour)
 	e.failEvery(c.ID, restart, restart.Add(5*day))
 
@@ -175,8 +175,8 @@ func TestWatchdogLeavesOthersAlone(t *testing.T) {
 	for _, c := range []*dcon.Connector{failing, userDisabled, recent} {
 		e.failEvery(c.ID, t0, t0.Add(2*day))
 	}
-	e.tracker.Observe(healthy.ID, false, time.Second, t0)
-	e.tracker.Observe(healthy.ID, true, time.Second, t0.Add(time.Hour))
+	observe(e.tracker, healthy.ID, false, time.Second, t0)
+	observe(e.tracker, healthy.ID, true, time.Second, t0.Add(time.Hour))
 
 	e.clock.Set(t0.Add(36 * time.Hour))
 	n, err := e.dog.Check(t.Context())
@@ -202,7 +202,7 @@ func TestWatchdogForgetsDeletedConnectors(t *testing.T) {
 	t.Parallel()
 	e := newWatchdogEnv(t, 0)
 	c := e.connector(t, dcon.StatusActive, t0)
-	e.tracker.Observe(c.ID, true, time.Millisecond, t0)
+	observe(e.tracker, c.ID, true, time.Millisecond, t0)
 	if err := e.router.DeleteConnector(t.Context(), c.ProjectID, c.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestWatchdogUpdateFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Observe("c1", false, time.Second, t0)
+	observe(tr, "c1", false, time.Second, t0)
 	n, err := dog.Check(t.Context())
 	if n != 0 || dcon.ErrorCode(err) != dcon.EUNAVAILABLE {
 		t.Errorf("Check = %d, %v; want 0 and the store's error", n, err)
@@ -264,7 +264,7 @@ func TestWatchdogStartStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Observe("c1", false, time.Second, t0)
+	observe(tr, "c1", false, time.Second, t0)
 	if err := dog.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
