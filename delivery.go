@@ -35,3 +35,25 @@ type DeadLetter struct {
 	Delivery
 	ExpireTime time.Time
 }
+
+// Outcome is what the delivery engine tells its observers (stats, metrics,
+// the delivery log): one attempt, or one expiry.
+type Outcome struct {
+	ConnectorID string
+	ProjectID   string
+	EventID     string
+	EventTime   time.Time // the event's own timestamp
+	Attempt     int       // 1 for the first attempt; attempts made before an expiry
+	// Expired is set when the delivery expired instead of being attempted;
+	// then StatusCode, Latency and Err are zero and LastError says why the
+	// last attempt failed.
+	Expired    bool
+	StatusCode int           // 0 when no response arrived
+	Latency    time.Duration // the attempt's round trip
+	Err        error         // nil exactly when the endpoint answered 2xx
+	LastError  string        // for an expiry: the last attempt's error
+	At         time.Time     // when the attempt ended, or the expiry time
+}
+
+// Delivered reports whether the attempt succeeded.
+func (o *Outcome) Delivered() bool { return !o.Expired && o.Err == nil }

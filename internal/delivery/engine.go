@@ -28,35 +28,14 @@ type Connectors interface {
 // implements it for :metrics and auto-disable. It must be quick and must not
 // block, and must not keep o.
 type Observer interface {
-	Observe(o *Outcome)
+	Observe(o *dcon.Outcome)
 }
-
-// Outcome is what an Observer learns: one attempt, or one expiry.
-type Outcome struct {
-	ConnectorID string
-	ProjectID   string
-	EventID     string
-	EventTime   time.Time // the event's own timestamp
-	Attempt     int       // 1 for the first attempt; attempts made before an expiry
-	// Expired is set when the delivery expired instead of being attempted;
-	// then StatusCode, Latency and Err are zero and LastError says why the
-	// last attempt failed.
-	Expired    bool
-	StatusCode int           // 0 when no response arrived
-	Latency    time.Duration // the attempt's round trip
-	Err        error         // nil exactly when the endpoint answered 2xx
-	LastError  string        // for an expiry: the last attempt's error
-	At         time.Time     // when the attempt ended, or the expiry time
-}
-
-// Delivered reports whether the attempt succeeded.
-func (o *Outcome) Delivered() bool { return !o.Expired && o.Err == nil }
 
 // Observers passes every outcome to each of its observers, in order.
 type Observers []Observer
 
 // Observe implements Observer.
-func (os Observers) Observe(o *Outcome) {
+func (os Observers) Observe(o *dcon.Outcome) {
 	for _, x := range os {
 		x.Observe(o)
 	}
@@ -321,7 +300,7 @@ func (e *Engine) attempt(d dcon.Delivery) {
 	}
 	d.Attempts++
 	if e.cfg.Observer != nil {
-		e.cfg.Observer.Observe(&Outcome{
+		e.cfg.Observer.Observe(&dcon.Outcome{
 			ConnectorID: d.ConnectorID, ProjectID: d.ProjectID, EventID: d.EventID,
 			EventTime: d.EventTime, Attempt: d.Attempts, StatusCode: res.StatusCode,
 			Latency: res.Duration, Err: res.Err, At: e.cfg.Now(),
@@ -366,7 +345,7 @@ func (e *Engine) expire(ctx context.Context, ds []dcon.Delivery, now time.Time) 
 		e.log.Info("delivery expired", "connector", d.ConnectorID, "event", d.EventID,
 			"attempts", d.Attempts, "last_error", d.LastError)
 		if e.cfg.Observer != nil {
-			e.cfg.Observer.Observe(&Outcome{
+			e.cfg.Observer.Observe(&dcon.Outcome{
 				ConnectorID: d.ConnectorID, ProjectID: d.ProjectID, EventID: d.EventID,
 				EventTime: d.EventTime, Attempt: d.Attempts, Expired: true,
 				LastError: d.LastError, At: now,

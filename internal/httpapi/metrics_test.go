@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"dcon"
-	"dcon/internal/delivery"
 	"dcon/internal/stats"
 )
 
@@ -120,7 +119,7 @@ func TestConnectorMetricsFromTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		o := &delivery.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 200,
+		o := &dcon.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 200,
 			Latency: 411 * time.Millisecond, At: testNow.Add(-time.Duration(i) * time.Minute)}
 		if i%10 == 0 {
 			o.StatusCode, o.Err = 500, errors.New("HTTP 500")

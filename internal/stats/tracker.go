@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"dcon"
-	"dcon/internal/delivery"
 )
 
 // Store keeps the tracker's state across restarts: one opaque value per
@@ -161,7 +160,7 @@ func (t *Tracker) conn(id string) *conn {
 // Observe records one attempt to deliver to a connector: whether it
 // succeeded, its round trip and when it ended. Expiries are not attempts and
 // are not counted. It implements delivery.Observer.
-func (t *Tracker) Observe(o *delivery.Outcome) {
+func (t *Tracker) Observe(o *dcon.Outcome) {
 	if o.Expired {
 		return
 	}

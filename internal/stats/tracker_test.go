@@ -559,7 +559,7 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 	tr := newTracker(t, stats.Config{})
 	id := "c16pegipidie7lltrefg"
 	observe(tr, id, true, time.Millisecond, t0) // the connector's one allocation
-	o := &delivery.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 500,
+	o := &dcon.Outcome{ConnectorID: id, Attempt: 1, StatusCode: 500,
 		Err: errors.New("HTTP 500"), Latency: 200 * time.Millisecond, At: t0}
 	allocs := testing.AllocsPerRun(1000, func() {
 		o.At = o.At.Add(time.Second) // crosses buckets too
@@ -619,7 +619,7 @@ func TestStopFlushesPastItsDeadline(t *testing.T) {
 
 // observe records one attempt as the delivery engine reports it.
 func observe(tr *stats.Tracker, connectorID string, ok bool, latency time.Duration, at time.Time) {
-	o := &delivery.Outcome{ConnectorID: connectorID, Attempt: 1, Latency: latency, At: at}
+	o := &dcon.Outcome{ConnectorID: connectorID, Attempt: 1, Latency: latency, At: at}
 	if !ok {
 		o.Err = errors.New("HTTP 500 Internal Server Error")
 		o.StatusCode = 500
