@@ -53,3 +53,25 @@ type Queue interface {
 	// expiry first.
 	DeadLetters(ctx context.Context, connectorID string, limit int) ([]DeadLetter, error)
 }
+
+// QueueStats describes one connector's queue.
+type QueueStats struct {
+	Depth  int       // deliveries queued, in flight or not
+	Oldest time.Time // the event time of the oldest queued delivery; zero when empty
+}
+
+// QueueInspector tells how a connector's queue stands, for metrics and the
+// dashboard. It must be cheap enough to call for every connector on every
+// scrape: implementations keep counts rather than scan.
+type QueueInspector interface {
+	QueueStats(ctx context.Context, connectorID string) (QueueStats, error)
+}
+
+// ReplayRequest names a connector's dead letters to deliver again: those of
+// EventIDs, or every one that expired at or after Since, or All of them.
+// Exactly one of the three is set.
+type ReplayRequest struct {
+	EventIDs []string
+	Since    time.Time
+	All      bool
+}
