@@ -31,5 +31,8 @@ type ProjectStore interface {
 	// page ("" on the last).
 	ListProjects(ctx context.Context, p Page) ([]*Project, string, error)
 	UpdateProject(ctx context.Context, p *Project) error
+	// DeleteProject deletes a project with its service accounts and their
+	// keys; ECONFLICT while it has connectors or devices, or holds an owner
+	// account.
 	DeleteProject(ctx context.Context, id string) error
 }

@@ -50,7 +50,10 @@ type listenConfig struct {
 	Connect         bool        // create a temporary connector pointing here
 	Project         string      // the project of that connector
 	Server          string      // the dcon server that connector is created on
+	Credentials     string      // the key it is created with: a credentials file, as every client command's --credentials
 	Events, Labels  listFlag    // that connector's event filter and labels
+
+	api *cliOptions // how --connect reaches the server: --server, --credentials, as the client commands
 }
 
 // stringsFlag is a repeatable flag whose values are taken whole (a secret may
@@ -81,7 +84,10 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
   dcon listen --secret OLD --secret NEW                 # while rotating the connector's secret
   dcon listen --issuer http://127.0.0.1:8080 --pretty  # DT-Asymmetric-Signature, keys found by OIDC discovery
   dcon listen --secret s3cret --forward-to http://127.0.0.1:3000/hook
-  dcon listen --project office --connect --label name  # needs 'dcon serve --dev', or --tls and --ca-file`, stderr)
+  dcon listen --project office --connect --label name  # needs 'dcon serve --dev', or --tls and --ca-file
+
+--connect authenticates as the client commands do: DCON_KEY_ID and DCON_KEY_SECRET, else
+--credentials, else what 'dcon login' kept (none: a server in --dev mode needs none).`, stderr)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:9000", "`host:port` to listen on")
 	fs.Var(&cfg.Secrets, "secret", "a `secret` the X-Dt-Signature must verify under (repeatable: give the old and the new one while rotating); requests with a bad or missing signature are refused with 401")
 	fs.Var(&cfg.StandardSecrets, "standard-secret", "a Standard Webhooks `secret` (whsec_…) the webhook-signature must verify under (repeatable)")
@@ -94,12 +100,14 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.TLSDir, "tls-dir", "", "`directory` that keeps the --tls certificate and key across runs (default: a new temporary one each run)")
 	fs.BoolVar(&cfg.Connect, "connect", false, "create a data connector in --project that points at this receiver, and delete it on exit")
 	fs.StringVar(&cfg.Project, "project", "", "the project `id` of --connect")
-	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:8080", "`URL` of the dcon server of --connect")
+	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:8080", "`URL` of the dcon server of --connect (when not given: the server the credentials name, if any)")
+	fs.StringVar(&cfg.Credentials, "credentials", "", "with --connect, credentials `file` of a service account key (default: DCON_KEY_ID and DCON_KEY_SECRET, else what 'dcon login' kept)")
 	fs.Var(&cfg.Events, "event", "with --connect, an event `type` to forward (repeatable, or comma-separated); none means every type")
 	fs.Var(&cfg.Labels, "label", "with --connect, a device label `key` to include in each event (repeatable, or comma-separated)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	cfg.api = &cliOptions{server: cfg.Server, credentials: cfg.Credentials, output: "table", fs: fs}
 	if err := cfg.check(stdout); err != nil {
 		return err
 	}
@@ -378,9 +386,10 @@ type tempConnector struct {
 }
 
 // connectHere creates a data connector in cfg.Project that sends to self,
-// signed with the last --secret (the newest, while rotating).
+// signed with the last --secret (the newest, while rotating), with the
+// client commands' credentials and server (cfg.api).
 func connectHere(ctx context.Context, cfg *listenConfig, self string) (*tempConnector, error) {
-	c, err := newCLIClient(cfg.Server)
+	c, err := cfg.api.client(false)
 	if err != nil {
 		return nil, err
 	}
@@ -397,8 +406,11 @@ func connectHere(ctx context.Context, cfg *listenConfig, self string) (*tempConn
 	})
 	if err != nil {
 		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && !cfg.TLS {
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest && !cfg.TLS:
 			return nil, fmt.Errorf("create a data connector for %s: %w; a plain http:// receiver needs the server started with --dev, or use --tls and start the server with --ca-file", self, err)
+		case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
+			return nil, fmt.Errorf("create a data connector for %s: %w; the server needs a service account key: 'dcon login', --credentials, or DCON_KEY_ID and DCON_KEY_SECRET", self, err)
 		}
 		return nil, fmt.Errorf("create a data connector for %s: %w", self, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"dcon/internal/auth"
 	"dcon/internal/signature"
 )
 
@@ -481,5 +482,70 @@ func TestListenFlagErrors(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("dcon listen %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tt.args, " "), r.code, r.stderr, exitUsage, tt.want)
 		}
+	}
+}
+
+// TestListenConnectAuthenticates runs `dcon listen --connect` against a
+// server with authentication: it creates (and deletes) its connector with
+// the client commands' credentials — here a developer's credentials file,
+// which also names the server, so no --server — and a key that the server
+// refuses gets a hint about credentials rather than about --dev.
+func TestListenConnectAuthenticates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, _, _, err := listenCertificate(dir, "127.0.0.1:0", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAuthNode(t, serveConfig{CAFile: certFile})
+	owner := a.client(t, basic(a.creds.ServiceAccount.KeyID, a.creds.ServiceAccount.Secret))
+	owner.project = a.creds.Project
+	writeCreds := func(name string, acc account) string {
+		path := filepath.Join(t.TempDir(), name)
+		err := auth.WriteCredentials(path, &auth.Credentials{
+			ServiceAccount: auth.CredentialsAccount{KeyID: acc.keyID, Secret: acc.secret, Email: acc.email, Algorithm: "HS256", TokenEndpoint: a.base + auth.TokenPath},
+			Project:        a.creds.Project,
+			APIURL:         a.base + "/v2",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	developer := writeCreds("developer.json", newAccount(t, owner, a.creds.Project, "developer"))
+
+	l := startListen(t, "--addr", "127.0.0.1:0", "--tls", "--tls-dir", dir, "--secret", "s3cret",
+		"--connect", "--project", a.creds.Project, "--credentials", developer, "--event", "touch")
+	waitOutput(t, &l.out, regexp.MustCompile(`created data connector \S+`))
+	if n := connectorCount(owner); n != 1 {
+		t.Fatalf("%d connectors, want the temporary one", n)
+	}
+	dev := createDevice(owner, "touch", nil)
+	publish(owner, dev, "touch", map[string]any{})
+	waitOutput(t, &l.out, regexp.MustCompile(`(touch .*\(signature ok\))`))
+	if err := l.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := connectorCount(owner); n != 0 {
+		t.Errorf("%d connectors left after exit, want 0", n)
+	}
+
+	// A wrong secret: 401, and a hint about credentials.
+	wrong := writeCreds("wrong.json", account{keyID: a.creds.ServiceAccount.KeyID, secret: otherFirstChar(a.creds.ServiceAccount.Secret)})
+	var out, errOut syncBuffer
+	err = runListen(context.Background(), []string{"--addr", "127.0.0.1:0", "--tls", "--tls-dir", dir,
+		"--connect", "--project", a.creds.Project, "--credentials", wrong}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "(401)") || !strings.Contains(err.Error(), "dcon login") {
+		t.Errorf("with a wrong secret: %v; want a 401 and a hint about credentials", err)
+	}
+	// A reader may not create connectors: 403, and nothing is left.
+	reader := writeCreds("reader.json", newAccount(t, owner, a.creds.Project, "reader"))
+	err = runListen(context.Background(), []string{"--addr", "127.0.0.1:0", "--tls", "--tls-dir", dir,
+		"--connect", "--project", a.creds.Project, "--credentials", reader}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "(403)") {
+		t.Errorf("as a reader: %v; want a 403", err)
+	}
+	if n := connectorCount(owner); n != 0 {
+		t.Errorf("%d connectors after refusals, want 0", n)
 	}
 }

@@ -55,8 +55,8 @@ func registerSecurityFlags(fs *flag.FlagSet, sc *securityConfig) {
 	sc.RateLimit = httpapi.DefaultRateLimit
 	fs.Var((*prefixesFlag)(&sc.Destinations.Allow), "allow-destination",
 		"a `CIDR` range of non-public addresses that connector endpoints may have all the same, for receivers on premises (repeatable, or comma-separated); without it, loopback, private, link-local and metadata addresses are refused")
-	fs.Var(&sc.RateLimit, "rate-limit", "management calls allowed per caller, as `requests/window` (for example 25/5s), or off")
-	fs.Var(&sc.PublishRateLimit, "publish-rate-limit", "publish calls allowed per caller, as `requests/window` (for example 1000/1s), or off")
+	fs.Var(&sc.RateLimit, "rate-limit", "management calls allowed per service account (per client IP without authentication, and at the token endpoint), as `requests/window` (for example 25/5s), or off")
+	fs.Var(&sc.PublishRateLimit, "publish-rate-limit", "publish calls allowed per service account (per client IP without authentication), as `requests/window` (for example 1000/1s), or off")
 	fs.StringVar(&sc.TLSCert, "tls-cert", "", "PEM `file` of the API's TLS certificate (with --tls-key): serve https:// and HTTP/2")
 	fs.StringVar(&sc.TLSKey, "tls-key", "", "PEM `file` of the private key of --tls-cert")
 	fs.BoolVar(&sc.TLSSelfSigned, "tls-self-signed", false, "serve https:// with a self-signed certificate generated in the data directory (development; clients must trust the printed file)")
@@ -127,12 +127,24 @@ func (sc *securityConfig) lookup() dcon.LookupFunc {
 	}
 }
 
-// rateLimited wraps the API in the rate limits.
+// rateLimited wraps the API in the rate limits of management and publish
+// calls. It goes behind the Guard, which authenticates the caller: each
+// service account has its own budget (httpapi.CallerKey); without
+// authentication, each client IP.
 func (sc *securityConfig) rateLimited(api http.Handler, log *slog.Logger) http.Handler {
 	if sc.RateLimit.Off() && sc.PublishRateLimit.Off() {
 		return api
 	}
 	return (&httpapi.RateLimiter{Management: sc.RateLimit, Publish: sc.PublishRateLimit, Logger: log}).Handler(api)
+}
+
+// tokenLimited wraps the Guard in the limit of the token endpoint, which the
+// Guard serves before anyone is authenticated: --rate-limit per client IP.
+func (sc *securityConfig) tokenLimited(guard http.Handler, log *slog.Logger) http.Handler {
+	if sc.RateLimit.Off() {
+		return guard
+	}
+	return (&httpapi.RateLimiter{Token: sc.RateLimit, Logger: log}).Handler(guard)
 }
 
 // tlsFiles returns the certificate and key files the API listener serves

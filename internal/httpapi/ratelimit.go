@@ -76,21 +76,43 @@ const maxCallers = 100_000
 // (POST …:publish and …:batchPublish) has its own limit; every other call is
 // a management call. The public key documents (/.well-known/) are not
 // limited: receivers fetch them, and they are cacheable.
+//
+// A caller is the service account the Guard authenticated, so a limiter of
+// management and publish calls goes behind the Guard: each account has its
+// budget wherever it calls from, and accounts behind one address (a NAT, a
+// proxy) do not share one. Without authentication (--dev) a caller is the
+// client's IP address. The token endpoint, which the Guard serves before
+// anyone is authenticated, is limited per client IP (Token) by a limiter in
+// front of the Guard.
 type RateLimiter struct {
 	// Management limits management calls per caller. Zero: no limit;
 	// dcon serve passes DefaultRateLimit unless told otherwise.
 	Management RateLimit
 	// Publish limits publish calls per caller. Zero (the default): no limit.
 	Publish RateLimit
-	// Key names the caller of a request: the authenticated service account
-	// when authentication is on. Nil, or an answer of "", means the client's
-	// IP address (the connection's: X-Forwarded-For is not trusted).
+	// Token limits POST /oauth2/token (TokenPath) per client IP, whatever
+	// Key says: its callers are not authenticated yet. Zero: no limit.
+	Token RateLimit
+	// Key names the caller of a request. Nil means CallerKey: the
+	// authenticated service account, else the client's IP address. An
+	// answer of "" also means the client's IP address (the connection's:
+	// X-Forwarded-For is not trusted).
 	Key func(r *http.Request) string
 	// Logger logs refused requests at debug level (a flood of them must not
 	// flood the log). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock of the buckets. Default: time.Now.
 	Now func() time.Time
+}
+
+// CallerKey names the caller of a request for rate limits: "sa/<account id>"
+// for the service account the Guard authenticated (PrincipalFrom), "" when
+// there is none (no Guard: the client's IP address is used).
+func CallerKey(r *http.Request) string {
+	if p := PrincipalFrom(r.Context()); p != nil && p.Account != nil {
+		return "sa/" + p.Account.ID
+	}
+	return ""
 }
 
 // Handler returns a handler that applies the limits and passes the requests
@@ -101,7 +123,11 @@ func (l *RateLimiter) Handler(next http.Handler) http.Handler {
 		api:        &api{log: l.Logger, now: l.Now},
 		management: newBuckets(l.Management),
 		publish:    newBuckets(l.Publish),
+		token:      newBuckets(l.Token),
 		key:        l.Key,
+	}
+	if h.key == nil {
+		h.key = CallerKey
 	}
 	if h.api.log == nil {
 		h.api.log = slog.New(slog.DiscardHandler)
@@ -117,6 +143,7 @@ type limitHandler struct {
 	api        *api
 	management *buckets
 	publish    *buckets
+	token      *buckets
 	key        func(*http.Request) string
 }
 
@@ -125,20 +152,22 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	b := h.management
-	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, ":publish") || strings.HasSuffix(r.URL.Path, ":batchPublish")) {
+	b, caller := h.management, ""
+	switch {
+	case r.URL.Path == TokenPath:
+		b = h.token
+	case r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, ":publish") || strings.HasSuffix(r.URL.Path, ":batchPublish")):
 		b = h.publish
 	}
 	if b == nil {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	caller := ""
-	if h.key != nil {
+	if b != h.token {
 		caller = h.key(r)
 	}
 	if caller == "" {
-		caller = clientIP(r)
+		caller = "ip/" + clientIP(r)
 	}
 	wait := b.take(caller, h.api.now())
 	if wait <= 0 {

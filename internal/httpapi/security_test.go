@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +208,114 @@ func TestRateLimiter(t *testing.T) {
 	}
 	if w := call("GET", "/v2/projects", "alice"); w.Code != http.StatusTooManyRequests {
 		t.Errorf("the refill gave more than one token: %d", w.Code)
+	}
+}
+
+// callerAuth authenticates "Bearer <account id>" as that account of
+// project, and answers a token request with a token: enough to put a real
+// Guard in front of the limiter.
+type callerAuth struct{}
+
+func (callerAuth) Authenticate(_ context.Context, h string) (*dcon.Principal, error) {
+	id, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || id == "" {
+		return nil, dcon.Errorf(dcon.EUNAUTHORIZED, "invalid credentials")
+	}
+	return &dcon.Principal{Account: &dcon.ServiceAccount{ID: id, Project: project, Role: dcon.RoleReader}, KeyID: "k-" + id}, nil
+}
+
+func (callerAuth) Exchange(context.Context, string, []string) (string, time.Duration, error) {
+	return "token", time.Hour, nil
+}
+
+// TestRateLimitPerServiceAccount wires the limits as dcon serve does — the
+// token endpoint's limiter in front of the Guard, the management limiter
+// behind it — and checks that the management budget is the service
+// account's: two accounts behind one address each have their own, one
+// account calling from two addresses has one; the token endpoint is
+// limited per client address.
+func TestRateLimitPerServiceAccount(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: testNow}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	behind := (&RateLimiter{Management: DefaultRateLimit, Now: clock.Now}).Handler(ok)
+	guarded := (&Guard{Auth: callerAuth{}, Projects: &fakeProjects{m: map[string]*dcon.Project{}}, Now: clock.Now}).Handler(behind)
+	h := (&RateLimiter{Token: RateLimit{Requests: 3, Window: time.Minute}, Now: clock.Now}).Handler(guarded)
+	call := func(method, path, account, ip string) *httptest.ResponseRecorder {
+		var body *strings.Reader
+		if method == "POST" {
+			body = strings.NewReader("grant_type=" + url.QueryEscape(jwtBearerGrant) + "&assertion=x")
+		} else {
+			body = strings.NewReader("")
+		}
+		req := httptest.NewRequest(method, path, body)
+		req.RemoteAddr = ip + ":5555"
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if account != "" {
+			req.Header.Set("Authorization", "Bearer "+account)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	get := "/v2/projects/" + project
+	const ip1, ip2 = "192.0.2.1", "192.0.2.2"
+
+	// Two accounts behind one address: 25 each.
+	for _, acc := range []string{"alice", "bob"} {
+		for i := range 25 {
+			if w := call("GET", get, acc, ip1); w.Code != http.StatusOK {
+				t.Fatalf("%s, request %d: %d %s", acc, i+1, w.Code, w.Body)
+			}
+		}
+	}
+	for _, acc := range []string{"alice", "bob"} {
+		w := call("GET", get, acc, ip1)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+			t.Errorf("%s, 26th request: %d, Retry-After %q; want 429 and 1", acc, w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	// One account from two addresses: one budget.
+	for i := range 25 {
+		ip := ip1
+		if i%2 == 1 {
+			ip = ip2
+		}
+		if w := call("GET", get, "carol", ip); w.Code != http.StatusOK {
+			t.Fatalf("carol, request %d from %s: %d", i+1, ip, w.Code)
+		}
+	}
+	for _, ip := range []string{ip1, ip2} {
+		if w := call("GET", get, "carol", ip); w.Code != http.StatusTooManyRequests {
+			t.Errorf("carol's 26th request, from %s: %d, want 429", ip, w.Code)
+		}
+	}
+	// Without credentials: 401 from the Guard, not a spent token of anyone.
+	if w := call("GET", get, "", ip1); w.Code != http.StatusUnauthorized {
+		t.Errorf("no credentials: %d, want 401", w.Code)
+	}
+	// The token endpoint: per client address, whoever claims to call.
+	for i, want := range []int{200, 200, 200, 429} {
+		if w := call("POST", TokenPath, "", ip1); w.Code != want {
+			t.Errorf("token request %d from %s: %d %s; want %d", i+1, ip1, w.Code, w.Body, want)
+		} else if want == 429 && w.Header().Get("Retry-After") != "20" {
+			t.Errorf("token request 429 Retry-After %q, want 20", w.Header().Get("Retry-After"))
+		}
+	}
+	if w := call("POST", TokenPath, "dave", ip2); w.Code != http.StatusOK {
+		t.Errorf("token request from another address: %d", w.Code)
+	}
+	// The refill: 25 per 5 s is one per 200 ms, for alice and bob alike.
+	clock.advance(200 * time.Millisecond)
+	for _, acc := range []string{"alice", "bob"} {
+		if w := call("GET", get, acc, ip2); w.Code != http.StatusOK {
+			t.Errorf("%s after the refill: %d", acc, w.Code)
+		}
+		if w := call("GET", get, acc, ip2); w.Code != http.StatusTooManyRequests {
+			t.Errorf("%s: the refill gave more than one token: %d", acc, w.Code)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -17,6 +18,9 @@ import (
 //	a/s/<project>/<account>   a service account (JSON)
 //	a/k/<account>/<key>       a key of an account (JSON, the secret's hash only)
 //	a/i/<key>                 the account of a key, to find a key by its id alone
+//
+// Deleting an account deletes its keys; deleting a project (DeleteProject)
+// deletes its accounts and their keys, in the same synced batch.
 const (
 	prefixOrg      = "a/o/"
 	prefixAccount  = "a/s/"
@@ -133,13 +137,31 @@ func (db *DB) DeleteServiceAccount(ctx context.Context, projectID, id string) er
 	} else if !ok {
 		return dcon.Errorf(dcon.ENOTFOUND, "service account projects/%s/serviceaccounts/%s not found", projectID, id)
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatch()
+	defer e.closeBatch(b)
+	if err := deleteAccount(ctx, e, b, key, id); err != nil {
+		return err
+	}
+	if err := e.commit(b, pebble.Sync); err != nil {
+		return unavailable(err, "delete %s", key)
+	}
+	return nil
+}
+
+// deleteAccount adds to b the deletion of the account stored at key, whose
+// id is id, of every key of it and of their index entries. The caller holds
+// cmu.
+func deleteAccount(ctx context.Context, e *engine, b *pebble.Batch, key []byte, id string) error {
 	if err := b.Delete(key, nil); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	keysPrefix := []byte(prefixKey + id + "/")
-	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: keysPrefix, UpperBound: prefixEnd(keysPrefix)})
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: keysPrefix, UpperBound: prefixEnd(keysPrefix)})
 	if err != nil {
 		return unavailable(err, "list %s", keysPrefix)
 	}
@@ -153,10 +175,46 @@ func (db *DB) DeleteServiceAccount(ctx context.Context, projectID, id string) er
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return unavailable(err, "list %s", keysPrefix)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return unavailable(err, "delete %s", key)
-	}
 	return nil
+}
+
+// deleteProjectAccounts adds to b the deletion of every service account of a
+// project, with their keys (deleteAccount), and returns how many there are.
+// It fails with ECONFLICT, adding nothing that matters (the caller drops b),
+// if one of them is an owner account: the server's owners are not deleted
+// with a project. The caller holds cmu.
+func deleteProjectAccounts(ctx context.Context, e *engine, b *pebble.Batch, projectID string) (int, error) {
+	prefix := []byte(prefixAccount + projectID + "/")
+	it, err := e.pdb.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, unavailable(err, "list %s", prefix)
+	}
+	type found struct {
+		key []byte
+		id  string
+	}
+	var accounts []found
+	for valid := it.First(); valid; valid = it.Next() {
+		var a dcon.ServiceAccount
+		if err := json.Unmarshal(it.Value(), &a); err != nil {
+			it.Close()
+			return 0, fmt.Errorf("decode %s: %w", it.Key(), err)
+		}
+		if a.Owner {
+			it.Close()
+			return 0, dcon.Errorf(dcon.ECONFLICT, "project projects/%s holds the server's owner account %s, which is not deleted with it", projectID, a.Name())
+		}
+		accounts = append(accounts, found{key: slices.Clone(it.Key()), id: string(it.Key()[len(prefix):])})
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, unavailable(err, "list %s", prefix)
+	}
+	for _, a := range accounts {
+		if err := deleteAccount(ctx, e, b, a.key, a.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(accounts), nil
 }
 
 // HasServiceAccounts reports whether any service account exists.

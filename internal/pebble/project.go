@@ -69,10 +69,15 @@ func (db *DB) UpdateProject(ctx context.Context, p *dcon.Project) error {
 	return db.put(key, p, true, "project", p.Name())
 }
 
-// DeleteProject deletes a project, or fails with ENOTFOUND, or with ECONFLICT
-// while the project still has data connectors or devices. It holds the config
-// lock from the check to the delete, so a connector or device created
-// concurrently is either counted or created after the project is gone.
+// DeleteProject deletes a project together with its service accounts, their
+// keys and the keys' index entries, in one synced batch, so that the keys
+// (and the access tokens they obtained) stop authenticating at once. It fails
+// with ENOTFOUND, or with ECONFLICT while the project still has data
+// connectors or devices, or holds an owner account (the bootstrap project).
+// It holds the config lock from the check to the delete, so a connector or
+// device created concurrently is either counted or created after the project
+// is gone, and a key made concurrently is either deleted or refused (its
+// account is gone).
 func (db *DB) DeleteProject(ctx context.Context, id string) error {
 	key, err := projectKey(id)
 	if err != nil {
@@ -105,6 +110,9 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 	defer e.done()
 	b := e.pdb.NewBatch()
 	defer e.closeBatch(b)
+	if _, err := deleteProjectAccounts(ctx, e, b, id); err != nil {
+		return err
+	}
 	if err := b.Delete(key, nil); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}

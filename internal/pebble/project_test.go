@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"dcon"
@@ -348,5 +349,92 @@ func TestCreateMissingProjects(t *testing.T) {
 	}
 	if created, err := db.CreateMissingProjects(ctx, now); err != nil || len(created) != 0 {
 		t.Errorf("second CreateMissingProjects = %q, %v; want none", created, err)
+	}
+}
+
+// TestDeleteProjectDeletesAccounts: deleting a project deletes its service
+// accounts, their keys and the keys' index entries, and nothing of a
+// neighbour whose id extends it; a project that holds an owner account is
+// not deleted, and keeps everything.
+func TestDeleteProjectDeletesAccounts(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "/db", Options{FS: vfs.NewMem()})
+	ctx := t.Context()
+	p, neighbour, home := testProject(1), testProject(1), testProject(2)
+	neighbour.ID += "0"
+	for _, pr := range []*dcon.Project{p, neighbour, home} {
+		if err := db.CreateProject(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type acc struct {
+		a    *dcon.ServiceAccount
+		keys []string
+	}
+	accounts := []acc{
+		{testAccount(p.ID, "sa1", dcon.RoleAdmin), []string{"k1", "k2"}},
+		{testAccount(p.ID, "sa2", dcon.RoleReader), []string{"k3"}},
+		{testAccount(p.ID, "sa3", dcon.RoleDeveloper), nil},
+		{testAccount(neighbour.ID, "sa4", dcon.RoleAdmin), []string{"k4"}},
+		{testAccount(home.ID, "owner", dcon.RoleAdmin), []string{"k5"}},
+	}
+	accounts[4].a.Owner = true
+	for _, x := range accounts {
+		var keys []*dcon.Key
+		for _, k := range x.keys {
+			keys = append(keys, testKey(x.a, k, "secret-"+k))
+		}
+		if err := db.CreateServiceAccount(ctx, x.a, keys...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A revoked key goes too.
+	k2, err := db.Key(ctx, "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2.RevokeTime = base
+	if err := db.UpdateKey(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.DeleteProject(ctx, p.ID); err != nil {
+		t.Fatalf("DeleteProject: %v", err)
+	}
+	for _, id := range []string{"sa1", "sa2", "sa3"} {
+		_, err := db.ServiceAccount(ctx, p.ID, id)
+		wantCode(t, "ServiceAccount "+id+" after DeleteProject", err, dcon.ENOTFOUND)
+	}
+	for _, id := range []string{"k1", "k2", "k3"} {
+		_, err := db.Key(ctx, id)
+		wantCode(t, "Key "+id+" after DeleteProject", err, dcon.ENOTFOUND)
+	}
+	var left []string
+	it, err := db.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte("a/"), UpperBound: []byte("a0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		left = append(left, string(it.Key()))
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a/i/k4", "a/i/k5", "a/k/owner/k5", "a/k/sa4/k4", "a/s/" + neighbour.ID + "/sa4", "a/s/" + home.ID + "/owner"}
+	if !reflect.DeepEqual(left, want) {
+		t.Errorf("access keys left %q, want %q", left, want)
+	}
+	if has, err := db.HasServiceAccounts(ctx); err != nil || !has {
+		t.Errorf("HasServiceAccounts = %v, %v", has, err)
+	}
+
+	// The owner's project stays, with its owner and key.
+	err = db.DeleteProject(ctx, home.ID)
+	wantCode(t, "DeleteProject of the owner's project", err, dcon.ECONFLICT)
+	if _, err := db.Project(ctx, home.ID); err != nil {
+		t.Errorf("Project after a refused delete: %v", err)
+	}
+	if _, err := db.Key(ctx, "k5"); err != nil {
+		t.Errorf("the owner's key after a refused delete: %v", err)
 	}
 }
