@@ -168,6 +168,13 @@ func TestConfigChurn(t *testing.T) {
 		after := checkNoLeak(t, srv.pid(), before, 512+8, 128) // memory; fds and sockets are checkSockets's
 		t.Logf("dcon before churn %s, after %s", before, after)
 	}
+	report(t, figures{
+		scenario:   "config churn",
+		published:  fmt.Sprint(len(acked)),
+		lost:       fmt.Sprint(all.lost),
+		duplicates: fmt.Sprint(all.duplicates),
+		time:       fmt.Sprintf("%d connectors churned; %d deliveries checked, %d against a filter", len(history), checked, wrong),
+	})
 }
 
 // checkSockets checks that every socket dcon opened during a scenario is

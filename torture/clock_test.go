@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -33,6 +34,8 @@ func TestClockJumps(t *testing.T) {
 	flaky := c.connector(rc.tagURL("flaky"))
 	dev := c.device("temperature")
 	l := newLedger()
+	began := time.Now()
+	var slowest time.Duration                        // from publishing stopped to everything delivered, over the steps
 	stall := pick(lv, 15*time.Second, 2*time.Minute) // what counts as a stall
 
 	for _, jump := range []struct {
@@ -67,17 +70,29 @@ func TestClockJumps(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
+		slowest = max(slowest, time.Since(start))
 		t.Logf("%s: everything acknowledged so far (%d) delivered %v after publishing stopped; steady %s; flaky %s",
 			jump.name, len(acked), time.Since(start).Round(time.Millisecond), rc.tally("steady", acked), rc.tally("flaky", acked))
 	}
 	acked := l.snapshot()
-	rc.waitDelivered(t, "steady", acked, 2*time.Minute)
-	rc.waitDelivered(t, "flaky", acked, 2*time.Minute)
+	steadyTy := rc.waitDelivered(t, "steady", acked, 2*time.Minute)
+	flakyTy := rc.waitDelivered(t, "flaky", acked, 2*time.Minute)
+	expired := 0
 	for _, id := range []string{steady, flaky} {
 		if dls := c.deadLetters(id); len(dls) != 0 {
+			expired += len(dls)
 			t.Errorf("%d events expired early after clock jumps: %+v", len(dls), dls[0])
 		}
 	}
+	report(t, figures{
+		scenario:   "clock jumps",
+		published:  fmt.Sprint(len(acked)),
+		lost:       fmt.Sprint(steadyTy.lost + flakyTy.lost),
+		duplicates: fmt.Sprintf("%d steady, %d flaky", steadyTy.duplicates, flakyTy.duplicates),
+		expired:    fmt.Sprint(expired),
+		time: fmt.Sprintf("%v; each step's backlog delivered within %v after publishing stopped",
+			time.Since(began).Round(time.Second), slowest.Round(100*time.Millisecond)),
+	})
 	if _, err := srv.stop(30 * time.Second); err != nil {
 		t.Errorf("after SIGTERM dcon exited with %v, want 0", err)
 	}

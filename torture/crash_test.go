@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -78,4 +79,18 @@ func TestCrashLoop(t *testing.T) {
 	if _, err := srv.stop(30 * time.Second); err != nil {
 		t.Errorf("after SIGTERM dcon exited with %v, want 0", err)
 	}
+	report(t, figures{
+		scenario:   "crash loop",
+		published:  fmt.Sprintf("%d (%.0f/s)", len(acked), float64(len(acked))/elapsed.Seconds()),
+		crashes:    fmt.Sprintf("%d SIGKILL", crashes),
+		lost:       fmt.Sprint(steady.lost + flaky.lost),
+		duplicates: fmt.Sprintf("%d steady, %d flaky", steady.duplicates, flaky.duplicates),
+		expired:    "0",
+		time:       fmt.Sprintf("%v + delivery", elapsed.Round(time.Second)),
+	})
+	report(t, figures{
+		scenario: "recovery, start to first delivery",
+		time: fmt.Sprintf("mean %v, worst %v", (sum / time.Duration(len(recovery))).Round(time.Millisecond),
+			worst.Round(time.Millisecond)),
+	})
 }

@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,8 +42,9 @@ func TestDiskFaults(t *testing.T) {
 			if err := os.Remove(fault); err != nil {
 				t.Fatal(err)
 			}
+			faultRefused := l.refused.Load() - refused
 			t.Logf("%s fault: publishes refused (503) %d, unanswered %d; acknowledged during the fault %d",
-				kind, l.refused.Load()-refused, l.unreached.Load()-unreached, l.count()-during)
+				kind, faultRefused, l.unreached.Load()-unreached, l.count()-during)
 			if l.refused.Load() == refused {
 				t.Errorf("%s fault: no publish was refused with 503 (%d got no answer)", kind, l.unreached.Load()-unreached)
 			}
@@ -64,6 +66,14 @@ func TestDiskFaults(t *testing.T) {
 			stop()
 			ty := rc.waitDelivered(t, "ok", l.snapshot(), 2*time.Minute)
 			t.Logf("%s fault: %s", kind, ty)
+			report(t, figures{
+				scenario:   "disk faults (" + kind + ")",
+				published:  fmt.Sprintf("%d, %d refused (503) during the fault", ty.acked, faultRefused),
+				crashes:    "none: reopened in-process",
+				lost:       fmt.Sprint(ty.lost),
+				duplicates: fmt.Sprint(ty.duplicates),
+				time:       fmt.Sprintf("%v fault", pick(lv, 2*time.Second, 10*time.Second)),
+			})
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,17 +10,24 @@ import (
 // TestExpiry publishes events for a dead endpoint and moves the server's
 // clock (--test-clock-offset-file) close to their 12-hour deadline: none may
 // expire before it, and each must be a dead letter, with its last error,
-// within one scheduling tick (the 100ms poll) of it — plus some slack for a
-// loaded machine. A second batch crosses its deadline across a SIGKILL and a
-// restart; the first batch's dead letters survive it.
+// within one scheduling tick (the 100ms poll) of it, plus the slack below. A
+// second batch crosses its deadline across a SIGKILL and a restart; the first
+// batch's dead letters survive it.
 func TestExpiry(t *testing.T) {
 	lv := suiteLevel(t)
 	t.Parallel()
+	began := time.Now()
 	const tick = 100 * time.Millisecond
-	// Expiring is one synced write per delivery, one after the other (see
-	// docs/reliability.md): the slack covers that on a loaded machine, and
-	// lateness beyond a tick and a little is reported as a known bug.
-	slack := pick(lv, 10*time.Second, time.Minute)
+	// A dead letter's expire time is the clock reading of the poll that
+	// claimed it, taken before the claim: neither the claim nor the expiry's
+	// synced write (one per claim batch) is in it. Lateness past the tick is
+	// the poller starting late (the previous poll overran its tick, or the
+	// process waited for a CPU), or an attempt under way at the deadline,
+	// expired by the poll after it failed (the endpoint answers 500 at once).
+	// Five runs on a loaded 2-core machine (load average 10) saw at most
+	// 97 ms. The slack bounds that with room, and stays far below what a
+	// missed claim costs: a wait for the lease to end (50 s).
+	slack := pick(lv, time.Second, 2*time.Second)
 	bin := buildDcon(t)
 	rc := newReceiver(t, func(string, string, int) action { return answer500 })
 	clock := newClockFile(t)
@@ -31,29 +39,29 @@ func TestExpiry(t *testing.T) {
 	dev := c.device("touch")
 	n := pick(lv, 50, 1000)
 
-	check := func(what string, acked map[string]published, dls []deadLetter) {
+	check := func(what string, acked map[string]published, dls []deadLetter) time.Duration {
 		t.Helper()
 		var worst time.Duration
+		n := 0
 		for _, dl := range dls {
 			if _, ok := acked[dl.EventID]; !ok {
 				continue
 			}
+			n++
 			late := dl.ExpireTime.Sub(dl.EventTime) - 12*time.Hour
 			worst = max(worst, late)
 			if late < 0 {
 				t.Errorf("%s: event %s expired %v before its 12 hours", what, dl.EventID, -late)
 			}
 			if late > tick+slack {
-				t.Errorf("%s: event %s expired %v after its 12 hours, want within %v", what, dl.EventID, late, tick)
+				t.Errorf("%s: event %s expired %v after its 12 hours, want within a tick (%v) and %v of slack", what, dl.EventID, late, tick, slack)
 			}
 			if !strings.Contains(dl.LastError, "500") || dl.Attempts == 0 {
 				t.Errorf("%s: dead letter %+v: want the last error, a 500, and its attempts", what, dl)
 			}
 		}
-		t.Logf("%s: %d dead letters, latest %v after the 12 hours (tick %v)", what, len(dls), worst, tick)
-		if worst > tick+250*time.Millisecond {
-			knownBug(t, "%s: expiry %v late, more than one tick (%v): the engine expires deliveries one synced write at a time", what, worst, tick)
-		}
+		t.Logf("%s: %d dead letters, latest %v after the 12 hours (tick %v, slack %v)", what, n, worst, tick, slack)
+		return worst
 	}
 	expired := func(acked map[string]published) func() bool {
 		return func() bool {
@@ -96,7 +104,7 @@ func TestExpiry(t *testing.T) {
 	// The deadline comes 3 s of real time from now.
 	clock.set(t, 12*time.Hour-3*time.Second-time.Since(published))
 	waitUntil(t, "batch 1 expired", time.Minute, expired(batch1))
-	check("batch 1", batch1, c.deadLetters(dead))
+	worst1 := check("batch 1", batch1, c.deadLetters(dead))
 
 	// Batch 2: published now, killed, restarted with its deadline 5 s of
 	// real time after the restart.
@@ -121,8 +129,16 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("after the restart %d dead letters, want at least batch 1's %d", got, len(batch1))
 	}
 	waitUntil(t, "batch 2 expired after a restart", time.Minute, expired(batch2))
-	check("batch 2, across a restart", batch2, c.deadLetters(dead))
+	worst2 := check("batch 2, across a restart", batch2, c.deadLetters(dead))
 	if _, err := srv.stop(30 * time.Second); err != nil {
 		t.Errorf("after SIGTERM dcon exited with %v, want 0", err)
 	}
+	report(t, figures{
+		scenario:  "expiry",
+		published: fmt.Sprint(len(batch1) + len(batch2)),
+		crashes:   "1 SIGKILL",
+		lost:      "0",
+		expired:   fmt.Sprintf("%d, at most %v after 12 h (%v across the restart)", len(batch1)+len(batch2), worst1.Round(time.Millisecond), worst2.Round(time.Millisecond)),
+		time:      time.Since(began).Round(time.Second).String(),
+	})
 }

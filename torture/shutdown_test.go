@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -66,4 +67,12 @@ func TestShutdown(t *testing.T) {
 	if _, err := srv.stop(30 * time.Second); err != nil {
 		t.Errorf("after SIGTERM dcon exited with %v, want 0", err)
 	}
+	report(t, figures{
+		scenario:   "shutdown",
+		published:  fmt.Sprint(len(acked)),
+		crashes:    "SIGTERM",
+		lost:       fmt.Sprint(slow.lost + hang.lost),
+		duplicates: fmt.Sprintf("%d at the drained endpoint", slow.duplicates),
+		time:       fmt.Sprintf("exit 0 after %v (deadline %v)", took.Round(10*time.Millisecond), drain),
+	})
 }
