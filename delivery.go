@@ -57,3 +57,51 @@ type Outcome struct {
 
 // Delivered reports whether the attempt succeeded.
 func (o *Outcome) Delivered() bool { return !o.Expired && o.Err == nil }
+
+// Park makes d wait in its queue, at its Deadline, until its connector's
+// backlog is drained (BacklogQueue.ClaimConnector) or it expires: the delivery
+// engine parks what its flow control does not let it attempt now.
+func (d *Delivery) Park() { d.Due = d.Deadline() }
+
+// Parked reports whether d is parked: due at its Deadline.
+func (d *Delivery) Parked() bool { return d.Due.Equal(d.Deadline()) }
+
+// FlowMode is where a connector stands in the delivery engine's flow control.
+type FlowMode string
+
+// The flow control modes.
+const (
+	// FlowOpen: attempts succeed; the window grows with each success.
+	FlowOpen FlowMode = "OPEN"
+	// FlowThrottled: the last attempt failed, or failures halved the window
+	// below its initial size; it grows back with each success.
+	FlowThrottled FlowMode = "THROTTLED"
+	// FlowProbing: the endpoint kept failing with a window of 1. Fresh events
+	// are parked in the connector's backlog and one probe at a time is sent,
+	// at a growing interval; a successful probe reopens the connector.
+	FlowProbing FlowMode = "PROBING"
+	// FlowPaused: the endpoint answered 429 or 503 with Retry-After; nothing
+	// is sent before PausedUntil.
+	FlowPaused FlowMode = "PAUSED"
+)
+
+// FlowBacklog says whether a connector has parked deliveries.
+type FlowBacklog string
+
+// The backlog states.
+const (
+	BacklogNone    FlowBacklog = "NONE"    // nothing parked
+	BacklogParked  FlowBacklog = "PARKED"  // parked deliveries wait to be drained, oldest first
+	BacklogUnknown FlowBacklog = "UNKNOWN" // after a restart, until the engine looked
+)
+
+// FlowState is a connector's flow control, as the delivery engine holds it in
+// memory: read-only, for the API and operators.
+type FlowState struct {
+	Mode                FlowMode
+	Window              int // attempts the connector may have in flight
+	InFlight            int // attempts in flight, or reserved for deliveries being enqueued
+	Backlog             FlowBacklog
+	PausedUntil         time.Time // zero unless Mode is FlowPaused
+	ConsecutiveFailures int
+}

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,11 @@ type Config struct {
 	MaxInFlight int
 	// ClaimBatch is the most deliveries one claim takes. Default 1000.
 	ClaimBatch int
+	// Flow configures per-connector flow control; see FlowConfig. Windows
+	// hold deliveries back only when the Queue is a dcon.BacklogQueue, which
+	// can park them; otherwise every delivery is attempted at once, as far as
+	// MaxInFlight allows, and the flow state is only reported.
+	Flow FlowConfig
 }
 
 func (c *Config) setDefaults() error {
@@ -88,16 +94,27 @@ func (c *Config) setDefaults() error {
 	if c.ClaimBatch <= 0 {
 		c.ClaimBatch = 1000
 	}
+	if c.Flow.ProbeInterval <= 0 {
+		c.Flow.ProbeInterval = cmp.Or(c.Backoff.Initial, DefaultBackoff.Initial)
+	}
+	if c.Flow.MaxProbeInterval <= 0 {
+		c.Flow.MaxProbeInterval = min(30*time.Second, cmp.Or(c.Backoff.Max, DefaultBackoff.Max))
+	}
+	c.Flow.setDefaults()
 	return nil
 }
 
 // Engine attempts deliveries and records their outcomes.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	backlog dcon.BacklogQueue // nil: the queue cannot park
+	flows   *flows
 
-	inFlight atomic.Int64
+	inFlight atomic.Int64   // attempts under way
 	wg       sync.WaitGroup // attempts under way
+	drainMu  sync.Mutex     // one drain pass at a time
+	kick     chan struct{}  // an attempt ended: drain backlogs
 
 	// run is the context of attempts; Stop cancels it when its deadline passes.
 	run       context.Context
@@ -115,9 +132,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	run, cancel := context.WithCancel(context.Background())
+	backlog, _ := cfg.Queue.(dcon.BacklogQueue)
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		backlog:   backlog,
+		flows:     newFlows(cfg.Flow, backlog != nil, cfg.MaxInFlight),
+		kick:      make(chan struct{}, 1),
 		run:       run,
 		cancelRun: cancel,
 		stopPoll:  make(chan struct{}),
@@ -128,7 +149,15 @@ func New(cfg Config) (*Engine, error) {
 // Start recovers what a previous process left in flight and starts polling
 // the queue for deliveries that come due. Deliveries enqueued from now on
 // must carry a lease of at least Now()+Lease, as ingest gives them.
+//
+// With a queue that parks, the connectors' backlogs are unknown after a
+// restart: when Connectors can list every connector (AllConnectors, as
+// *ingest.Router can), each ACTIVE one is assumed to have a backlog until one
+// ClaimConnector finds out.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.assumeBacklogs(ctx); err != nil {
+		return fmt.Errorf("list connectors: %w", err)
+	}
 	// A previous process's leases end at most Lease from now, and it can no
 	// longer be working on them: take them at once instead of when they end.
 	// Nothing of this process is in the queue yet, so nothing else is taken.
@@ -137,6 +166,31 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.started.Store(true)
 	go e.pollLoop()
+	e.signal()
+	return nil
+}
+
+// connectorLister lists every connector; *ingest.Router implements it.
+type connectorLister interface {
+	AllConnectors(ctx context.Context) ([]*dcon.Connector, error)
+}
+
+// assumeBacklogs marks every ACTIVE connector's backlog unknown.
+func (e *Engine) assumeBacklogs(ctx context.Context) error {
+	l, ok := e.cfg.Connectors.(connectorLister)
+	if !ok || e.backlog == nil {
+		return nil
+	}
+	cs, err := l.AllConnectors(ctx)
+	if err != nil {
+		return err
+	}
+	now := e.cfg.Now()
+	for _, c := range cs {
+		if c.Status == dcon.StatusActive {
+			e.flows.unknown(c.ID, now)
+		}
+	}
 	return nil
 }
 
@@ -171,14 +225,42 @@ func (e *Engine) Wait() { e.wg.Wait() }
 // InFlight returns the number of attempts under way.
 func (e *Engine) InFlight() int { return int(e.inFlight.Load()) }
 
-// Dispatch attempts each delivery at once, in parallel. The deliveries must
-// already be durable in the queue.
+// Flow returns a connector's flow control state.
+func (e *Engine) Flow(connectorID string) dcon.FlowState {
+	return e.flows.state(connectorID, e.cfg.Now())
+}
+
+// Admit is called by ingest for fresh deliveries before it enqueues them: it
+// reserves a slot in its connector's window for each one that may be
+// attempted at once, and parks the others (Delivery.Park), so that they are
+// enqueued parked, at no extra cost, to be drained from the connector's
+// backlog later. Once they are durable, pass them all to Dispatch; if the
+// Enqueue fails, to Release.
+func (e *Engine) Admit(ds []dcon.Delivery) { e.flows.admit(ds, e.cfg.Now()) }
+
+// Release gives back the reservations Admit made for ds, when they could not
+// be enqueued.
+func (e *Engine) Release(ds []dcon.Delivery) { e.flows.unreserve(ds) }
+
+// Dispatch attempts each delivery at once, in parallel, as far as its
+// connector's window allows; parked ones join their connector's backlog. The
+// deliveries must already be durable in the queue. One that was not admitted
+// and finds no room stays in the queue and is claimed when its lease ends.
 func (e *Engine) Dispatch(ds []dcon.Delivery) {
+	now := e.cfg.Now()
 	for i := range ds {
-		if !e.launch(ds[i]) {
-			e.log.Debug("delivery engine full; delivery left to the queue",
-				"connector", ds[i].ConnectorID, "event", ds[i].EventID)
+		d := &ds[i]
+		if e.backlog != nil && d.Parked() {
+			e.flows.parked(d.ConnectorID, d.EventID, now)
+			continue
 		}
+		t, ok := e.flows.take(d.ConnectorID, now)
+		if !ok {
+			e.log.Debug("no room for a delivery; it is left to the queue",
+				"connector", d.ConnectorID, "event", d.EventID)
+			continue
+		}
+		e.launch(*d, t)
 	}
 }
 
@@ -194,19 +276,30 @@ func (e *Engine) pollLoop() {
 			if _, err := e.Poll(e.run); err != nil {
 				e.log.Error("poll the queue", "err", err)
 			}
+		case <-e.kick:
+			e.drain(e.run)
 		}
 	}
 }
 
+// signal asks the poller for a drain pass.
+func (e *Engine) signal() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Poll claims the deliveries that have come due, as many as the engine has
-// room for, and attempts or expires them. It returns how many it claimed. The
-// poller calls it every PollInterval; tests call it to move time on.
+// room for, and attempts or expires them; then it drains connectors'
+// backlogs. It returns how many deliveries it claimed. The poller calls it
+// every PollInterval; tests call it to move time on.
 func (e *Engine) Poll(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		room := min(e.cfg.MaxInFlight-e.InFlight(), e.cfg.ClaimBatch)
+		room := min(e.flows.room(), e.cfg.ClaimBatch)
 		if room <= 0 {
-			return total, nil
+			break
 		}
 		now := e.cfg.Now()
 		ds, err := e.cfg.Queue.Claim(ctx, now, now.Add(e.cfg.Lease), room)
@@ -216,9 +309,12 @@ func (e *Engine) Poll(ctx context.Context) (int, error) {
 		total += len(ds)
 		e.handle(ctx, ds, now)
 		if len(ds) < room {
-			return total, nil
+			break
 		}
 	}
+	e.drain(ctx)
+	e.flows.sweep(e.cfg.Now())
+	return total, nil
 }
 
 // recoverLeases claims, up to MaxInFlight, the deliveries a previous process
@@ -246,17 +342,20 @@ func (e *Engine) recoverLeases(ctx context.Context) error {
 	return nil
 }
 
-// handle expires or launches claimed deliveries. What finds no room keeps its
-// lease and is claimed again when the lease ends.
+// handle expires or launches claimed deliveries. What finds no room in its
+// connector's window is parked, to be drained from its backlog, or, when the
+// queue cannot park, keeps its lease and is claimed again when it ends.
 func (e *Engine) handle(ctx context.Context, ds []dcon.Delivery, now time.Time) {
-	full := false
 	var expired []dcon.Delivery
 	for i := range ds {
-		switch {
-		case ds[i].Expired(now):
+		if ds[i].Expired(now) {
 			expired = append(expired, ds[i])
-		case !full:
-			full = !e.launch(ds[i])
+			continue
+		}
+		if t, ok := e.flows.acquire(ds[i].ConnectorID, now); ok {
+			e.launch(ds[i], t)
+		} else if e.backlog != nil {
+			e.park(ctx, ds[i])
 		}
 	}
 	if len(expired) > 0 {
@@ -264,46 +363,78 @@ func (e *Engine) handle(ctx context.Context, ds []dcon.Delivery, now time.Time) 
 	}
 }
 
-// launch starts an attempt if the engine has room for it.
-func (e *Engine) launch(d dcon.Delivery) bool {
-	if e.inFlight.Add(1) > int64(e.cfg.MaxInFlight) {
-		e.inFlight.Add(-1)
-		return false
+// drain fills the room of connectors with a backlog from it, oldest first,
+// round-robin, each taking at most a fair share of the engine's room.
+func (e *Engine) drain(ctx context.Context) {
+	if e.backlog == nil {
+		return
 	}
+	e.drainMu.Lock()
+	defer e.drainMu.Unlock()
+	now := e.cfg.Now()
+	for _, g := range e.flows.grants(now, e.cfg.ClaimBatch) {
+		ds, next, err := e.backlog.ClaimConnector(ctx, g.id, g.from, now.Add(e.cfg.Lease), g.n)
+		if err != nil {
+			e.log.Error("claim a connector's backlog", "connector", g.id, "err", err)
+		}
+		ts := e.flows.claimed(g, len(ds), next, err)
+		var expired []dcon.Delivery
+		for i := range ds {
+			if ds[i].Expired(now) {
+				e.flows.release(g.id, ts[i])
+				expired = append(expired, ds[i])
+				continue
+			}
+			e.launch(ds[i], ts[i])
+		}
+		if len(expired) > 0 {
+			e.expire(ctx, expired, now)
+		}
+	}
+}
+
+// launch starts an attempt in the slot t of its connector's window.
+func (e *Engine) launch(d dcon.Delivery, t ticket) {
+	e.inFlight.Add(1)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer e.signal()
 		defer e.inFlight.Add(-1)
-		e.attempt(d)
+		e.attempt(d, t)
 	}()
-	return true
 }
 
 // attempt makes one attempt and records its outcome.
-func (e *Engine) attempt(d dcon.Delivery) {
+func (e *Engine) attempt(d dcon.Delivery, t ticket) {
 	// Outcomes are recorded even while stopping: an attempt that finished
 	// must not be repeated for want of its ack.
 	store := context.WithoutCancel(e.run)
 	c, ok := e.cfg.Connectors.Lookup(d.ConnectorID)
 	if !ok || c.Status != dcon.StatusActive {
 		// Deleted or disabled: its queue was dropped; this copy goes too.
+		e.flows.release(d.ConnectorID, t)
 		e.ack(store, d)
 		return
 	}
 	if now := e.cfg.Now(); d.Expired(now) {
+		e.flows.release(d.ConnectorID, t)
 		e.expire(store, []dcon.Delivery{d}, now)
 		return
 	}
 	res := e.cfg.Sender.Send(e.run, c, webhook.Attempt{EventID: d.EventID, Body: d.Body})
 	if e.run.Err() != nil {
+		e.flows.release(d.ConnectorID, t)
 		return // cancelled by Stop: the lease brings it back after a restart
 	}
+	now := e.cfg.Now()
+	park := e.flows.finish(d.ConnectorID, t, res, now)
 	d.Attempts++
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.Observe(&dcon.Outcome{
 			ConnectorID: d.ConnectorID, ProjectID: d.ProjectID, EventID: d.EventID,
 			EventTime: d.EventTime, Attempt: d.Attempts, StatusCode: res.StatusCode,
-			Latency: res.Duration, Err: res.Err, At: e.cfg.Now(),
+			Latency: res.Duration, Err: res.Err, At: now,
 		})
 	}
 	if res.Err == nil {
@@ -311,7 +442,12 @@ func (e *Engine) attempt(d dcon.Delivery) {
 		return
 	}
 	d.LastError = res.Err.Error()
-	now := e.cfg.Now()
+	if park {
+		// The connector probes: its probe interval, not a backoff of its own,
+		// says when this delivery is tried again.
+		e.park(store, d)
+		return
+	}
 	at := now.Add(e.cfg.Backoff.Delay(d.Attempts, res.RetryAfter))
 	if deadline := d.Deadline(); at.After(deadline) {
 		at = deadline // expire on time rather than wait for a retry that cannot happen
@@ -321,7 +457,22 @@ func (e *Engine) attempt(d dcon.Delivery) {
 	if err := e.cfg.Queue.Retry(store, d, at); err != nil {
 		e.log.Error("record a retry; the delivery will be retried when its lease ends",
 			"connector", d.ConnectorID, "event", d.EventID, "err", err)
+		return
 	}
+	if at.Equal(d.Deadline()) && e.backlog != nil {
+		e.flows.parked(d.ConnectorID, d.EventID, now) // a retry at the deadline is parked
+	}
+}
+
+// park parks a claimed delivery in its connector's backlog: due at its
+// deadline, keeping its Attempts and LastError.
+func (e *Engine) park(ctx context.Context, d dcon.Delivery) {
+	if err := e.cfg.Queue.Retry(ctx, d, d.Deadline()); err != nil {
+		e.log.Error("park a delivery; it will be claimed again when its lease ends",
+			"connector", d.ConnectorID, "event", d.EventID, "err", err)
+		return
+	}
+	e.flows.parked(d.ConnectorID, d.EventID, e.cfg.Now())
 }
 
 func (e *Engine) ack(ctx context.Context, d dcon.Delivery) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,16 +37,23 @@ type endpoint struct {
 	answer map[string]webhook.Result // by connector id; absent = 200
 	sent   map[string]int            // by event id
 	block  map[string]chan struct{}  // by connector id: Send waits for the channel
+	hold   map[string]chan struct{}  // by body prefix: Send waits for the channel
 }
 
 func newEndpoint() *endpoint {
-	return &endpoint{answer: map[string]webhook.Result{}, sent: map[string]int{}, block: map[string]chan struct{}{}}
+	return &endpoint{answer: map[string]webhook.Result{}, sent: map[string]int{},
+		block: map[string]chan struct{}{}, hold: map[string]chan struct{}{}}
 }
 
 func (p *endpoint) Send(ctx context.Context, c *dcon.Connector, a webhook.Attempt) webhook.Result {
 	body := a.Body
 	p.mu.Lock()
 	block := p.block[c.ID]
+	for prefix, ch := range p.hold {
+		if strings.HasPrefix(string(body), prefix) {
+			block = ch
+		}
+	}
 	p.mu.Unlock()
 	if block != nil {
 		select {

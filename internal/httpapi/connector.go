@@ -29,6 +29,25 @@ type connectorResource struct {
 	HTTPConfig   httpConfigResource `json:"httpConfig"`
 	CreateTime   string             `json:"createTime"`
 	UpdateTime   string             `json:"updateTime"`
+	// FlowControl (additive, read-only) is the delivery engine's flow
+	// control state of the connector, in GET and list answers.
+	FlowControl *flowControlResource `json:"flowControl,omitempty"`
+}
+
+// FlowReader tells a connector's flow control state; the delivery engine
+// implements it.
+type FlowReader interface {
+	Flow(connectorID string) dcon.FlowState
+}
+
+// flowControlResource is dcon.FlowState as the API shows it.
+type flowControlResource struct {
+	State               dcon.FlowMode    `json:"state"`
+	Window              int              `json:"window"`
+	InFlight            int              `json:"inFlight"`
+	Backlog             dcon.FlowBacklog `json:"backlog"`
+	PausedUntil         string           `json:"pausedUntil,omitempty"`
+	ConsecutiveFailures int              `json:"consecutiveFailures"`
 }
 
 type httpConfigResource struct {
@@ -79,6 +98,21 @@ func unmaskWhsecs(secrets, old []string) error {
 		}
 	}
 	return nil
+}
+
+// connectorResource returns c as the API shows it, with its flow control
+// state when the server knows it.
+func (a *api) connectorResource(c *dcon.Connector) connectorResource {
+	r := newConnectorResource(c)
+	if a.flow != nil {
+		s := a.flow.Flow(c.ID)
+		r.FlowControl = &flowControlResource{State: s.Mode, Window: s.Window, InFlight: s.InFlight,
+			Backlog: s.Backlog, ConsecutiveFailures: s.ConsecutiveFailures}
+		if !s.PausedUntil.IsZero() {
+			r.FlowControl.PausedUntil = dcon.FormatTime(s.PausedUntil)
+		}
+	}
+	return r
 }
 
 func newConnectorResource(c *dcon.Connector) connectorResource {
@@ -373,7 +407,7 @@ func noVerb(verb string) error {
 }
 
 func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
-	return listPage(a, w, r, "dataConnectors", a.connectors.ListConnectors, newConnectorResource)
+	return listPage(a, w, r, "dataConnectors", a.connectors.ListConnectors, a.connectorResource)
 }
 
 func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
@@ -426,7 +460,7 @@ func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.respond(w, http.StatusOK, newConnectorResource(c))
+	return a.respond(w, http.StatusOK, a.connectorResource(c))
 }
 
 func (a *api) patchConnector(w http.ResponseWriter, r *http.Request) error {

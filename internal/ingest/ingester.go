@@ -20,6 +20,17 @@ type Dispatcher interface {
 	Dispatch(ds []dcon.Delivery)
 }
 
+// Admitter is a Dispatcher with flow control; the delivery engine implements
+// it. Before the Enqueue, Admit reserves a slot in its connector's window for
+// each delivery that may be attempted at once, and parks the others
+// (dcon.Delivery.Park), so that they are enqueued parked at no extra cost.
+// Dispatch then takes them all; if the Enqueue failed, Release gives the
+// reservations back.
+type Admitter interface {
+	Admit(ds []dcon.Delivery)
+	Release(ds []dcon.Delivery)
+}
+
 // Ingester publishes events: validate, route, render, enqueue durably, hand off.
 type Ingester struct {
 	devices  dcon.DeviceStore
@@ -193,10 +204,26 @@ func (in *Ingester) enqueue(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	if err := in.queue.Enqueue(ctx, ds); err != nil {
+	if err := in.admitEnqueue(ctx, ds); err != nil {
 		return dcon.WrapError(dcon.EUNAVAILABLE, err, "the event could not be stored; try again")
 	}
 	in.dispatch.Dispatch(ds)
+	return nil
+}
+
+// admitEnqueue has ds admitted, when the dispatcher has flow control, and
+// stores them durably in one Enqueue.
+func (in *Ingester) admitEnqueue(ctx context.Context, ds []dcon.Delivery) error {
+	a, ok := in.dispatch.(Admitter)
+	if ok {
+		a.Admit(ds)
+	}
+	if err := in.queue.Enqueue(ctx, ds); err != nil {
+		if ok {
+			a.Release(ds)
+		}
+		return err
+	}
 	return nil
 }
 

@@ -130,7 +130,7 @@ func (s *syncer) flush(ctx context.Context) error {
 	if _, err := s.in.activeConnector(s.conn.ProjectID, s.conn.ID); err != nil {
 		return err
 	}
-	if err := s.in.queue.Enqueue(ctx, s.ds); err != nil {
+	if err := s.in.admitEnqueue(ctx, s.ds); err != nil {
 		return dcon.WrapError(dcon.EUNAVAILABLE, err, "the events could not be stored; try again")
 	}
 	s.in.dispatch.Dispatch(s.ds)

@@ -19,3 +19,8 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	queuetest.Run(t, harness{})
 }
+
+func TestBacklogConformance(t *testing.T) {
+	t.Parallel()
+	queuetest.RunBacklog(t, harness{})
+}

@@ -47,9 +47,11 @@ const (
 )
 
 // maxIdleConnsPerHost is how many idle keep-alive connections a client keeps to
-// one endpoint: as many as a busy connector can have requests in flight, so
-// bursts do not pay for new TLS handshakes.
-const maxIdleConnsPerHost = 512
+// one endpoint: as many as a busy connector can have requests in flight (the
+// delivery engine's largest window, delivery.FlowConfig.MaxWindow), so that it
+// never re-dials, nor pays for new TLS handshakes. Endpoints that speak
+// HTTP/2 need only a few: requests share a connection.
+const maxIdleConnsPerHost = 1024
 
 // maxRetryAfter caps what Retry-After can ask for; the delivery engine applies
 // its own, shorter window (an event is dropped at 12 hours anyway).

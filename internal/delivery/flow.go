@@ -1,0 +1,528 @@
+package delivery
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"dcon"
+	"dcon/internal/webhook"
+)
+
+// FlowConfig configures per-connector flow control. The zero value takes
+// every default.
+//
+// Each connector has a window: how many attempts it may have in flight. The
+// window starts at InitialWindow, grows by one with each success (so it
+// doubles every round trip while the endpoint keeps up, as TCP's slow start)
+// up to MaxWindow, and halves on a failure that says the endpoint is
+// overloaded or unreachable (a timeout, no answer, 429, 502, 503, 504), at
+// most once per round trip: failures of attempts that started before the last
+// decrease do not decrease it again. Other answers (500, 4xx, a redirect) are
+// the endpoint's verdict on one request, not on the load: they count as
+// failures but leave the window alone, so a flaky but fast endpoint keeps its
+// parallelism. Deliveries that find the window full are parked in the queue, at
+// their deadline, and drained oldest first when there is room.
+//
+// A connector whose last ProbeAfter attempts all failed for want of an answer
+// or with overload (the failures that halve the window) goes PROBING: its
+// endpoint is down, hanging or overwhelmed. Everything it gets is parked,
+// and one probe at a time is sent, ProbeInterval after the last failure at
+// first, doubling (with jitter) up to MaxProbeInterval. A probe that gets an
+// answer reopens it with ReopenWindow. An endpoint that answers quickly with
+// errors costs little: its deliveries keep their own backoff.
+type FlowConfig struct {
+	InitialWindow    int           // default 64
+	MaxWindow        int           // default 1024
+	ReopenWindow     int           // window after a successful probe; default 4
+	ProbeAfter       int           // consecutive overload failures before PROBING; default 20
+	ProbeInterval    time.Duration // first interval between probes; default Backoff.Initial (1s)
+	MaxProbeInterval time.Duration // default Backoff.Max, at most 30s
+	// IdleAfter is how long a connector's state is kept once it has nothing
+	// in flight, nothing parked and nothing wrong. Default 10 minutes.
+	IdleAfter time.Duration
+	// FreshWithin: a connector that received a fresh event this recently
+	// drains its backlog with at most half its window, so that fresh events
+	// keep going out at once. Default 1s.
+	FreshWithin time.Duration
+	// Rand returns a number in [0, 1) for the probe jitter; default
+	// math/rand/v2's Float64.
+	Rand func() float64
+}
+
+func (c *FlowConfig) setDefaults() {
+	if c.InitialWindow <= 0 {
+		c.InitialWindow = 64
+	}
+	if c.MaxWindow <= 0 {
+		c.MaxWindow = 1024
+	}
+	c.MaxWindow = max(c.MaxWindow, c.InitialWindow)
+	if c.ReopenWindow <= 0 {
+		c.ReopenWindow = 4
+	}
+	if c.ProbeAfter <= 0 {
+		c.ProbeAfter = 20
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = time.Second
+	}
+	if c.MaxProbeInterval <= 0 {
+		c.MaxProbeInterval = 30 * time.Second
+	}
+	c.MaxProbeInterval = max(c.MaxProbeInterval, c.ProbeInterval)
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = 10 * time.Minute
+	}
+	if c.FreshWithin <= 0 {
+		c.FreshWithin = time.Second
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+}
+
+// flow is one connector's flow control state. Its fields are guarded by
+// flows.mu.
+type flow struct {
+	id       string
+	window   int
+	inFlight int // attempts under way plus reservations
+	reserved int // of inFlight: admitted (Admit) but not yet dispatched
+	// reservedProbe: one of the reservations is the probe.
+	reservedProbe bool
+	drainers      int // of inFlight: attempts of backlog deliveries
+
+	probing    bool
+	probeOut   bool // a probe is in flight
+	probeAt    time.Time
+	probeDelay time.Duration
+	paused     time.Time // nothing is sent before
+	failures   int       // consecutive
+	overloads  int       // consecutive overload failures; any answer but those resets it
+
+	seq         uint64 // attempts started
+	decreaseSeq uint64 // failures of attempts numbered below do not decrease the window
+
+	backlog dcon.FlowBacklog
+	cursor  string // ClaimConnector resumes here
+	gen     uint64 // counts parkings, so a claim knows if one happened meanwhile
+	listed  bool   // in flows.backlogged
+
+	lastFresh  time.Time
+	lastActive time.Time
+}
+
+// borrowable is how many of f's backlog attempts a fresh delivery may count
+// as free: those beyond half the window.
+func (f *flow) borrowable(fresh bool) int {
+	if !fresh {
+		return 0
+	}
+	return max(0, f.drainers-max(1, f.window/2))
+}
+
+// ticket is one attempt's slot in its connector's window.
+type ticket struct {
+	seq     uint64
+	backlog bool // a backlog delivery
+	probe   bool
+}
+
+// flows holds every connector's flow state, and the engine-wide count of
+// attempts. The lock is taken after no other.
+type flows struct {
+	cfg   FlowConfig
+	gated bool // the queue can park: windows hold deliveries back
+	max   int  // MaxInFlight
+
+	mu         sync.Mutex
+	m          map[string]*flow
+	backlogged []*flow // connectors with a backlog, in drain order
+	rr         int     // where the next drain pass starts in backlogged
+	total      int     // attempts under way plus reservations, every connector
+	lastSweep  time.Time
+}
+
+func newFlows(cfg FlowConfig, gated bool, maxInFlight int) *flows {
+	return &flows{cfg: cfg, gated: gated, max: maxInFlight, m: make(map[string]*flow)}
+}
+
+// getLocked returns the state of a connector, making it if needed.
+func (fs *flows) getLocked(id string, now time.Time) *flow {
+	f := fs.m[id]
+	if f == nil {
+		f = &flow{id: id, window: fs.cfg.InitialWindow, backlog: dcon.BacklogNone}
+		fs.m[id] = f
+	}
+	f.lastActive = now
+	return f
+}
+
+// acquireLocked takes a slot of f's window for one attempt, if flow control
+// lets it start now. A fresh delivery may always use half the window, even
+// when backlog deliveries fill it: the window may then run over by up to a
+// half, so that fresh events never wait for the backlog to drain.
+func (fs *flows) acquireLocked(f *flow, now time.Time, fresh bool) (ticket, bool) {
+	if fs.total >= fs.max {
+		return ticket{}, false
+	}
+	var t ticket
+	if fs.gated {
+		switch {
+		case now.Before(f.paused):
+			return ticket{}, false
+		case f.probing:
+			if f.probeOut || now.Before(f.probeAt) {
+				return ticket{}, false
+			}
+			f.probeOut, t.probe = true, true
+		case f.inFlight-f.borrowable(fresh) >= f.window:
+			return ticket{}, false
+		}
+	}
+	f.inFlight++
+	fs.total++
+	f.seq++
+	t.seq = f.seq
+	return t, true
+}
+
+// releaseLocked gives back a slot whose attempt was not made.
+func (fs *flows) releaseLocked(f *flow, t ticket) {
+	f.inFlight--
+	fs.total--
+	if t.backlog {
+		f.drainers--
+	}
+	if t.probe {
+		f.probeOut = false
+	}
+}
+
+// room returns how many more attempts the engine may start.
+func (fs *flows) room() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.max - fs.total
+}
+
+// admit reserves a slot for each delivery that may be attempted at once and
+// parks the others (ds[i].Park()).
+func (fs *flows) admit(ds []dcon.Delivery, now time.Time) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for i := range ds {
+		f := fs.getLocked(ds[i].ConnectorID, now)
+		f.lastFresh = now
+		if t, ok := fs.acquireLocked(f, now, true); ok {
+			f.reserved++
+			f.reservedProbe = f.reservedProbe || t.probe
+			continue
+		}
+		if fs.gated {
+			ds[i].Park()
+		}
+	}
+}
+
+// unreserve gives back the reservations admit made for ds.
+func (fs *flows) unreserve(ds []dcon.Delivery) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for i := range ds {
+		if ds[i].Parked() {
+			continue
+		}
+		if f := fs.m[ds[i].ConnectorID]; f != nil && f.reserved > 0 {
+			f.reserved--
+			fs.releaseLocked(f, ticket{probe: f.reservedProbe})
+			f.reservedProbe = false
+		}
+	}
+}
+
+// take returns the slot of a fresh delivery: its reservation, or a new one.
+func (fs *flows) take(id string, now time.Time) (ticket, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.getLocked(id, now)
+	if f.reserved > 0 {
+		f.reserved--
+		f.seq++
+		t := ticket{seq: f.seq, probe: f.reservedProbe}
+		f.reservedProbe = false
+		return t, true
+	}
+	return fs.acquireLocked(f, now, true)
+}
+
+// acquire takes a slot for a delivery claimed from the queue.
+func (fs *flows) acquire(id string, now time.Time) (ticket, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.acquireLocked(fs.getLocked(id, now), now, false)
+}
+
+// release gives back a slot whose attempt was not made.
+func (fs *flows) release(id string, t ticket) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[id]; f != nil {
+		fs.releaseLocked(f, t)
+	}
+}
+
+// parked records that a delivery of the connector was parked, so that the
+// backlog is drained from it.
+func (fs *flows) parked(id, eventID string, now time.Time) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.getLocked(id, now)
+	f.gen++
+	f.cursor = min(f.cursor, eventID)
+	if f.backlog != dcon.BacklogUnknown {
+		f.backlog = dcon.BacklogParked
+	}
+	fs.listLocked(f)
+}
+
+// unknown records that the connector may have parked deliveries nobody knows
+// of: after a restart.
+func (fs *flows) unknown(id string, now time.Time) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.getLocked(id, now)
+	f.backlog, f.cursor = dcon.BacklogUnknown, ""
+	f.gen++
+	fs.listLocked(f)
+}
+
+func (fs *flows) listLocked(f *flow) {
+	if !f.listed {
+		f.listed = true
+		fs.backlogged = append(fs.backlogged, f)
+	}
+}
+
+// finish records the result of an attempt made with t and reports whether the
+// failed delivery is to be parked rather than retried on its own.
+func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) (park bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.getLocked(id, now)
+	fs.releaseLocked(f, t)
+	if res.Err == nil {
+		f.failures, f.overloads = 0, 0
+		switch {
+		case f.probing:
+			f.probing, f.window = false, fs.cfg.ReopenWindow
+		case f.window < fs.cfg.MaxWindow:
+			f.window++
+		}
+		return false
+	}
+	f.failures++
+	if res.RetryAfter > 0 && (res.StatusCode == 429 || res.StatusCode == 503) {
+		f.paused = maxTime(f.paused, now.Add(res.RetryAfter))
+	}
+	if !overloaded(res) {
+		f.overloads = 0
+	} else {
+		f.overloads++
+		if t.seq >= f.decreaseSeq {
+			f.window = max(1, f.window/2)
+			f.decreaseSeq = f.seq + 1
+		}
+	}
+	switch {
+	case f.probing && f.overloads == 0:
+		// An answer, if not a good one: the endpoint is back; its errors are
+		// the deliveries' business.
+		f.probing, f.window = false, fs.cfg.ReopenWindow
+	case f.probing:
+		f.probeDelay = min(2*f.probeDelay, fs.cfg.MaxProbeInterval)
+		fs.scheduleProbeLocked(f, now)
+	case f.overloads >= fs.cfg.ProbeAfter:
+		f.probing, f.probeDelay = true, fs.cfg.ProbeInterval
+		fs.scheduleProbeLocked(f, now)
+	}
+	return fs.gated && f.probing
+}
+
+// scheduleProbeLocked sets the next probe a jittered probeDelay from now,
+// and not before a Retry-After pause ends.
+func (fs *flows) scheduleProbeLocked(f *flow, now time.Time) {
+	d := f.probeDelay/2 + time.Duration(fs.cfg.Rand()*float64(f.probeDelay/2))
+	f.probeAt = maxTime(now.Add(d), f.paused)
+}
+
+// grant is a drain pass's claim for one connector: n slots taken, to be
+// filled from its backlog from the cursor.
+type grant struct {
+	f     *flow
+	id    string
+	from  string
+	gen   uint64
+	n     int
+	probe bool
+	seq   uint64 // the first of the n attempts' numbers
+}
+
+// grants takes, for every connector with a backlog and room, the slots a
+// drain pass may fill from its backlog: round-robin, each at most a fair
+// share of the engine's room and at most batch.
+func (fs *flows) grants(now time.Time, batch int) []grant {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.pruneLocked()
+	n := len(fs.backlogged)
+	if n == 0 {
+		return nil
+	}
+	share := max(1, (fs.max-fs.total)/n)
+	var out []grant
+	start := fs.rr % n
+	fs.rr++
+	for i := range n {
+		f := fs.backlogged[(start+i)%n]
+		g, ok := fs.grantLocked(f, now, min(share, batch))
+		if ok {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// pruneLocked removes the connectors without a backlog from backlogged.
+func (fs *flows) pruneLocked() {
+	keep := fs.backlogged[:0]
+	for _, f := range fs.backlogged {
+		if f.backlog == dcon.BacklogNone || fs.m[f.id] != f {
+			f.listed = false
+			continue
+		}
+		keep = append(keep, f)
+	}
+	clear(fs.backlogged[len(keep):])
+	fs.backlogged = keep
+}
+
+// grantLocked takes up to limit slots of f for its backlog.
+func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
+	room := min(limit, fs.max-fs.total)
+	g := grant{f: f, id: f.id, from: f.cursor, gen: f.gen}
+	switch {
+	case now.Before(f.paused):
+		return g, false
+	case f.probing:
+		if f.probeOut || now.Before(f.probeAt) {
+			return g, false
+		}
+		f.probeOut, g.probe, room = true, true, 1
+	default:
+		avail := f.window - f.inFlight
+		if now.Sub(f.lastFresh) < fs.cfg.FreshWithin {
+			avail = min(avail, max(1, f.window/2)-f.drainers)
+		}
+		room = min(room, avail)
+	}
+	if room <= 0 {
+		if g.probe {
+			f.probeOut = false
+		}
+		return g, false
+	}
+	g.n, g.seq = room, f.seq+1
+	f.seq += uint64(room)
+	f.inFlight += room
+	f.drainers += room
+	fs.total += room
+	return g, true
+}
+
+// claimed records what a grant's claim returned: it gives back the slots
+// left unused and moves the cursor. It returns the tickets of the claimed
+// deliveries.
+func (fs *flows) claimed(g grant, got int, next string, err error) []ticket {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := g.f
+	for range g.n - got {
+		fs.releaseLocked(f, ticket{backlog: true, probe: g.probe && got == 0})
+	}
+	if err == nil {
+		if f.gen == g.gen {
+			f.cursor = next
+			if got < g.n {
+				f.backlog = dcon.BacklogNone
+			} else if f.backlog == dcon.BacklogUnknown {
+				f.backlog = dcon.BacklogParked
+			}
+		} else {
+			f.cursor = min(f.cursor, next)
+		}
+	}
+	ts := make([]ticket, got)
+	for i := range ts {
+		ts[i] = ticket{seq: g.seq + uint64(i), backlog: true, probe: g.probe}
+	}
+	return ts
+}
+
+// sweep forgets the state of connectors idle for IdleAfter: nothing in
+// flight, nothing parked, not probing nor paused. It runs at most once per
+// IdleAfter/2.
+func (fs *flows) sweep(now time.Time) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if now.Sub(fs.lastSweep) < fs.cfg.IdleAfter/2 {
+		return
+	}
+	fs.lastSweep = now
+	for id, f := range fs.m {
+		if f.inFlight == 0 && f.backlog == dcon.BacklogNone && !f.probing &&
+			!now.Before(f.paused) && now.Sub(f.lastActive) >= fs.cfg.IdleAfter {
+			delete(fs.m, id)
+		}
+	}
+}
+
+// state returns a connector's flow state.
+func (fs *flows) state(id string, now time.Time) dcon.FlowState {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.m[id]
+	if f == nil {
+		return dcon.FlowState{Mode: dcon.FlowOpen, Window: fs.cfg.InitialWindow, Backlog: dcon.BacklogNone}
+	}
+	s := dcon.FlowState{Mode: dcon.FlowOpen, Window: f.window, InFlight: f.inFlight,
+		Backlog: f.backlog, ConsecutiveFailures: f.failures}
+	switch {
+	case now.Before(f.paused):
+		s.Mode, s.PausedUntil = dcon.FlowPaused, f.paused
+	case f.probing:
+		s.Mode = dcon.FlowProbing
+	case f.failures > 0 || f.window < fs.cfg.InitialWindow:
+		s.Mode = dcon.FlowThrottled
+	}
+	return s
+}
+
+// overloaded reports whether a failed attempt says the endpoint is
+// overloaded or unreachable: no answer (a timeout, a refused or reset
+// connection), or 429, 502, 503, 504.
+func overloaded(res webhook.Result) bool {
+	switch res.StatusCode {
+	case 0, 429, 502, 503, 504:
+		return true
+	}
+	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,433 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"dcon"
+	"dcon/internal/delivery"
+	"dcon/internal/memqueue"
+	"dcon/internal/webhook"
+)
+
+// countingQueue is a memqueue that counts its writes and remembers the
+// order in which ClaimConnector handed deliveries out.
+type countingQueue struct {
+	*memqueue.Queue
+	enqueues, retries atomic.Int64
+	mu                sync.Mutex
+	drained           map[string][]string // event ids by connector, in claim order
+}
+
+func newCountingQueue() *countingQueue {
+	return &countingQueue{Queue: memqueue.New(), drained: map[string][]string{}}
+}
+
+func (q *countingQueue) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
+	q.enqueues.Add(1)
+	return q.Queue.Enqueue(ctx, ds)
+}
+
+func (q *countingQueue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
+	q.retries.Add(1)
+	return q.Queue.Retry(ctx, d, at)
+}
+
+func (q *countingQueue) ClaimConnector(ctx context.Context, c, from string, lease time.Time, limit int) ([]dcon.Delivery, string, error) {
+	ds, next, err := q.Queue.ClaimConnector(ctx, c, from, lease, limit)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, d := range ds {
+		q.drained[c] = append(q.drained[c], d.EventID)
+	}
+	return ds, next, err
+}
+
+func (q *countingQueue) drainOrder(c string) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.drained[c])
+}
+
+// flowFixture is an engine with small windows over a counting queue.
+type flowFixture struct {
+	clock    *clock
+	queue    *countingQueue
+	endpoint *endpoint
+	engine   *delivery.Engine
+}
+
+func newFlowFixture(t *testing.T, cs connectors, flow delivery.FlowConfig) *flowFixture {
+	t.Helper()
+	f := &flowFixture{clock: &clock{now: t0}, queue: newCountingQueue(), endpoint: newEndpoint()}
+	flow.Rand = func() float64 { return 0.999999 } // probe intervals at their ceiling
+	var err error
+	f.engine, err = delivery.New(delivery.Config{
+		Queue: f.queue, Connectors: cs, Sender: f.endpoint,
+		Backoff:      delivery.Backoff{Initial: time.Second, Max: 10 * time.Minute, Rand: func() float64 { return 0.999999 }},
+		Now:          f.clock.Now,
+		Lease:        time.Minute,
+		PollInterval: time.Hour, // the test polls
+		Flow:         flow,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = f.engine.Stop(ctx)
+	})
+	return f
+}
+
+// publish does what ingest does with fresh deliveries: admit, enqueue,
+// dispatch. It returns them as enqueued.
+func (f *flowFixture) publish(t *testing.T, connector string, eventIDs ...string) []dcon.Delivery {
+	t.Helper()
+	now := f.clock.Now()
+	var ds []dcon.Delivery
+	for _, id := range eventIDs {
+		ds = append(ds, dcon.Delivery{ConnectorID: connector, EventID: id, EventTime: now,
+			Body: []byte(id), Due: now.Add(time.Minute)})
+	}
+	f.engine.Admit(ds)
+	if err := f.queue.Enqueue(context.Background(), ds); err != nil {
+		f.engine.Release(ds)
+		t.Fatal(err)
+	}
+	f.engine.Dispatch(ds)
+	return ds
+}
+
+func (f *flowFixture) poll(t *testing.T, at time.Time) {
+	t.Helper()
+	f.clock.Set(at)
+	if _, err := f.engine.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+}
+
+func (f *flowFixture) block(connector string) chan struct{} {
+	ch := make(chan struct{})
+	f.endpoint.mu.Lock()
+	f.endpoint.block[connector] = ch
+	f.endpoint.mu.Unlock()
+	return ch
+}
+
+func (f *flowFixture) unblock(connector string) {
+	f.endpoint.mu.Lock()
+	delete(f.endpoint.block, connector)
+	f.endpoint.mu.Unlock()
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", prefix, i)
+	}
+	return out
+}
+
+var (
+	errHTTP500 = errors.New("HTTP 500 Internal Server Error")
+	errHTTP503 = errors.New("HTTP 503 Service Unavailable")
+)
+
+// goDead fails c's endpoint until the connector is PROBING.
+func (f *flowFixture) goDead(t *testing.T, c string) {
+	t.Helper()
+	f.endpoint.set(c, webhook.Result{StatusCode: 503, Err: errHTTP503})
+	for i := 0; f.engine.Flow(c).Mode != dcon.FlowProbing; i++ {
+		if i > 50 {
+			t.Fatalf("not PROBING after 50 failures: %+v", f.engine.Flow(c))
+		}
+		f.publish(t, c, fmt.Sprintf("dead%04d", i))
+		f.engine.Wait()
+	}
+}
+
+func TestWindowGrowsOnSuccessAndHalvesOncePerRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 8, MaxWindow: 100, ProbeAfter: 100})
+	for _, id := range ids("ok", 20) {
+		f.publish(t, "c1", id)
+		f.engine.Wait()
+	}
+	if s := f.engine.Flow("c1"); s.Window != 28 || s.Mode != dcon.FlowOpen {
+		t.Fatalf("after 20 successes: %+v, want window 8+20 and OPEN", s)
+	}
+	// A burst of 20 failures that all started before the first of them
+	// failed: one round trip, one halving.
+	release := f.block("c1")
+	f.endpoint.set("c1", webhook.Result{StatusCode: 503, Err: errHTTP503})
+	f.publish(t, "c1", ids("burst", 20)...)
+	waitUntil(t, "20 attempts in flight", func() bool { return f.engine.InFlight() == 20 })
+	close(release)
+	f.engine.Wait()
+	f.unblock("c1")
+	if s := f.engine.Flow("c1"); s.Window != 14 || s.Mode != dcon.FlowThrottled || s.ConsecutiveFailures != 20 {
+		t.Fatalf("after a burst of failures: %+v, want window 14, THROTTLED, 20 failures", s)
+	}
+	// The next failure started after the decrease: it halves again.
+	f.publish(t, "c1", "late")
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Window != 7 {
+		t.Fatalf("after one more round trip of failures: window %d, want 7", s.Window)
+	}
+	// A 500 is the endpoint's verdict on one request, not a sign of load:
+	// it leaves the window alone.
+	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
+	f.publish(t, "c1", "verdict")
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Window != 7 || s.ConsecutiveFailures != 22 {
+		t.Fatalf("after a 500: %+v, want window 7 and 22 failures", s)
+	}
+}
+
+func TestRetryAfterPausesTheConnector(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{})
+	f.endpoint.set("c1", webhook.Result{StatusCode: 429, Err: errors.New("HTTP 429"), RetryAfter: 30 * time.Second})
+	f.publish(t, "c1", "e1")
+	f.engine.Wait()
+	s := f.engine.Flow("c1")
+	if s.Mode != dcon.FlowPaused || !s.PausedUntil.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("after a 429 with Retry-After 30s: %+v, want PAUSED until t0+30s", s)
+	}
+	ds := f.publish(t, "c1", "e2")
+	if !ds[0].Parked() || f.endpoint.count("e2") != 0 {
+		t.Fatalf("a fresh event of a paused connector was not parked")
+	}
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	f.poll(t, t0.Add(29*time.Second))
+	if f.endpoint.count("e1")+f.endpoint.count("e2") != 1 {
+		t.Fatalf("sent while paused")
+	}
+	f.poll(t, t0.Add(30*time.Second))
+	if f.endpoint.count("e1") != 2 || f.endpoint.count("e2") != 1 || f.depth(t, "c1") != 0 {
+		t.Errorf("after the pause: e1 sent %d, e2 sent %d, depth %d; want 2, 1, 0",
+			f.endpoint.count("e1"), f.endpoint.count("e2"), f.depth(t, "c1"))
+	}
+	if s := f.engine.Flow("c1"); s.Mode == dcon.FlowPaused {
+		t.Errorf("still paused after Retry-After: %+v", s)
+	}
+}
+
+func (f *flowFixture) depth(t *testing.T, c string) int {
+	t.Helper()
+	n, err := f.queue.Depth(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDeadEndpointProbesOneAtATimeAndParksFreshEvents(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfter: 3,
+		ProbeInterval: time.Second, MaxProbeInterval: 8 * time.Second})
+	f.goDead(t, "c1")
+	s := f.engine.Flow("c1")
+	if s.Window != 1 || s.Backlog != dcon.BacklogParked || s.ConsecutiveFailures < 3 {
+		t.Fatalf("dead endpoint: %+v, want window 1, a parked backlog", s)
+	}
+
+	// Fresh events are parked as they are enqueued: one write each (the
+	// Enqueue), no retry, no attempt, no goroutine.
+	enq, ret := f.queue.enqueues.Load(), f.queue.retries.Load()
+	goroutines := runtime.NumGoroutine()
+	for _, id := range ids("fresh", 200) {
+		if ds := f.publish(t, "c1", id); !ds[0].Parked() {
+			t.Fatalf("%s was not parked", id)
+		}
+	}
+	if n := f.queue.enqueues.Load() - enq; n != 200 {
+		t.Errorf("%d Enqueues for 200 publishes", n)
+	}
+	if n := f.queue.retries.Load() - ret; n != 0 {
+		t.Errorf("%d extra writes for parked events", n)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines+10 {
+		t.Errorf("goroutines grew from %d to %d while parking", goroutines, g)
+	}
+	if f.engine.InFlight() != 0 || f.endpoint.count("fresh0000") != 0 {
+		t.Errorf("a parked event was attempted")
+	}
+
+	// Probes: one at a time, each after the probe interval, which doubles.
+	release := f.block("c1")
+	f.poll(t, t0.Add(500*time.Millisecond))
+	if f.engine.InFlight() != 0 {
+		t.Fatalf("probed before the probe interval")
+	}
+	f.clock.Set(t0.Add(time.Second))
+	for range 3 {
+		if _, err := f.engine.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.engine.InFlight(); n != 1 {
+		t.Fatalf("%d probes in flight, want 1", n)
+	}
+	close(release)
+	f.engine.Wait()
+	f.unblock("c1")
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing {
+		t.Fatalf("after a failed probe: %+v", s)
+	}
+	sent := f.endpoint.total()
+	f.poll(t, t0.Add(2*time.Second)) // the next probe comes 2s after the failure
+	if n := f.endpoint.total() - sent; n != 0 {
+		t.Errorf("%d attempts before the next probe interval", n)
+	}
+	f.poll(t, t0.Add(3*time.Second))
+	if n := f.endpoint.total() - sent; n != 1 {
+		t.Errorf("%d attempts at the next probe, want 1", n)
+	}
+	if f.depth(t, "c1") < 200 {
+		t.Errorf("the backlog shrank while the endpoint is dead")
+	}
+}
+
+func TestRecoveryDrainsOldestFirstWhileFreshEventsGoAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfter: 3, ReopenWindow: 4})
+	f.goDead(t, "c1")
+	backlog := ids("x", 100) // after the dead events: the probe is one of those
+	f.publish(t, "c1", backlog...)
+	if err := f.engine.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The endpoint comes back, but hangs on the newer part of the backlog
+	// (the x events) until released; the probe (the oldest) succeeds.
+	release := make(chan struct{})
+	f.endpoint.mu.Lock()
+	f.endpoint.hold["x"] = release
+	f.endpoint.mu.Unlock()
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	f.clock.Set(t0.Add(time.Minute))
+	if _, err := f.engine.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the backlog draining into the hanging part", func() bool {
+		s := f.engine.Flow("c1")
+		return s.Mode == dcon.FlowOpen && s.InFlight >= s.Window && s.InFlight > 0
+	})
+
+	// A fresh event goes out at once, past the hanging backlog.
+	f.publish(t, "c1", "fresh")
+	waitUntil(t, "the fresh event delivered", func() bool { return f.endpoint.count("fresh") == 1 })
+	for _, id := range backlog {
+		if f.endpoint.count(id) != 0 {
+			t.Fatalf("backlog event %s was delivered before the fresh event got through", id)
+		}
+	}
+
+	close(release)
+	waitUntil(t, "the backlog drained", func() bool { return f.depth(t, "c1") == 0 && f.engine.InFlight() == 0 })
+	order := f.queue.drainOrder("c1")
+	if !slices.IsSorted(order) {
+		t.Errorf("backlog drained out of order: %v", order)
+	}
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowOpen && s.Mode != dcon.FlowThrottled || s.Backlog != dcon.BacklogNone {
+		t.Errorf("after the drain: %+v", s)
+	}
+}
+
+func TestParkedDeliveriesExpireAtTwelveHours(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 2, ProbeAfter: 2})
+	f.goDead(t, "c1")
+	ds := f.publish(t, "c1", "late")
+	if !ds[0].Parked() {
+		t.Fatal("not parked")
+	}
+	f.poll(t, ds[0].Deadline().Add(-time.Second))
+	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
+	f.poll(t, ds[0].Deadline())
+	dead, err := f.queue.DeadLetters(context.Background(), "c1", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, dl := range dead {
+		if dl.EventID == "late" {
+			found = true
+			if !dl.ExpireTime.Equal(ds[0].Deadline()) {
+				t.Errorf("expired at %v, want %v", dl.ExpireTime, ds[0].Deadline())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the parked delivery is not a dead letter at 12 hours: %d dead letters", len(dead))
+	}
+	if f.depth(t, "c1") != 0 {
+		t.Errorf("%d deliveries still queued after 12 hours", f.depth(t, "c1"))
+	}
+}
+
+func TestFlowOfAnUnknownConnectorIsOpen(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 16})
+	want := dcon.FlowState{Mode: dcon.FlowOpen, Window: 16, Backlog: dcon.BacklogNone}
+	if s := f.engine.Flow("nobody"); s != want {
+		t.Errorf("Flow = %+v, want %+v", s, want)
+	}
+}
+
+func TestIdleConnectorsStateIsForgotten(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, IdleAfter: time.Minute})
+	f.publish(t, "c1", "e1")
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Window != 5 {
+		t.Fatalf("window %d, want 5", s.Window)
+	}
+	f.poll(t, t0.Add(2*time.Minute))
+	if s := f.engine.Flow("c1"); s.Window != 4 {
+		t.Errorf("an idle connector's state was kept: %+v", s)
+	}
+}
+
+// total returns how many attempts the endpoint received.
+func (p *endpoint) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.sent {
+		n += c
+	}
+	return n
+}
+
+func TestAFreshEventMayBeTheProbe(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 2, ProbeAfter: 2})
+	f.goDead(t, "c1")
+	f.clock.Set(t0.Add(time.Minute))
+	if ds := f.publish(t, "c1", "probe"); ds[0].Parked() {
+		t.Fatal("a fresh event at probe time was parked instead of probing")
+	}
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing || s.InFlight != 0 {
+		t.Fatalf("after the failed fresh probe: %+v", s)
+	}
+	// The next probe still comes: the fresh probe gave its turn back.
+	sent := f.endpoint.total()
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	f.poll(t, t0.Add(2*time.Minute))
+	if f.endpoint.total() == sent || f.engine.Flow("c1").Mode == dcon.FlowProbing {
+		t.Errorf("no probe after a fresh event probed: %+v", f.engine.Flow("c1"))
+	}
+}
