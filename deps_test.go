@@ -24,6 +24,10 @@ func TestDependenciesPointInward(t *testing.T) {
 		{pkg: "dcon/internal/signature", allowOnly: []string{}},
 		{pkg: "dcon/internal/stats", allowOnly: []string{"dcon"}},
 		{pkg: "dcon/receiver", allowOnly: []string{}},
+		{pkg: "dcon/internal/deliverylog", allowOnly: []string{"dcon", "dcon/internal/webhook", "dcon/internal/signature", "github.com/rs/xid"}},
+		{pkg: "dcon/internal/dashboard", forbidden: []string{"dcon/internal/pebble", "github.com/cockroachdb/"}},
+		{pkg: "dcon/internal/metrics", forbidden: []string{"dcon/internal/pebble", "github.com/cockroachdb/", "dcon/internal/httpapi"}},
+		{pkg: "dcon/internal/jetstream", forbidden: []string{"dcon/internal/pebble", "github.com/cockroachdb/", "dcon/internal/httpapi", "dcon/internal/delivery"}},
 		{pkg: "dcon/internal/auth", allowOnly: []string{"dcon", "github.com/golang-jwt/jwt/v5", "github.com/rs/xid"}},
 	}
 	for _, tt := range tests {

@@ -75,3 +75,63 @@ type ReplayRequest struct {
 	Since    time.Time
 	All      bool
 }
+
+// MaxReplay is the most dead letters one Replay moves, and the most event ids
+// one replay request may name.
+const MaxReplay = 1000
+
+// DeadLetterQueue is what a Queue may also do with its dead letters: page
+// through them, deliver them again, and forget old ones. internal/pebble and
+// internal/memqueue implement it, and pass queuetest.RunDeadLetters.
+//
+// Dead letters are ordered by expiry, then by event id; a DeadLetterCursor is
+// a position in that order.
+type DeadLetterQueue interface {
+	// DeadLettersAfter returns up to limit of a connector's dead letters that
+	// come after the cursor (all of them for the zero cursor), in order.
+	DeadLettersAfter(ctx context.Context, connectorID string, after DeadLetterCursor, limit int) ([]DeadLetter, error)
+
+	// Replay moves up to limit of a connector's dead letters named by r back
+	// into its queue, in one atomic, durable write (as Enqueue), oldest expiry
+	// first, and returns the deliveries it queued. Each keeps its EventID,
+	// EventType and Body; its Attempts and LastError are reset, its EventTime
+	// is now (a fresh MaxEventAge counts from the replay) and its Due is due
+	// (the lease of the hand-off, as Enqueue's). Event ids of r that are not
+	// dead letters are skipped. A queued delivery of the same event is
+	// replaced.
+	Replay(ctx context.Context, connectorID string, r ReplayRequest, now, due time.Time, limit int) ([]Delivery, error)
+
+	// PurgeDeadLetters deletes every connector's dead letters that expired
+	// before the given time. It need not sync.
+	PurgeDeadLetters(ctx context.Context, expiredBefore time.Time) error
+}
+
+// DeadLetterCursor is a position among a connector's dead letters: just
+// after the one of EventID that expired at ExpireTime. The zero cursor is
+// the start.
+type DeadLetterCursor struct {
+	ExpireTime time.Time
+	EventID    string
+}
+
+// CursorOf returns the position just after dl.
+func CursorOf(dl *DeadLetter) DeadLetterCursor {
+	return DeadLetterCursor{ExpireTime: dl.ExpireTime, EventID: dl.EventID}
+}
+
+// IsZero reports whether c is the start.
+func (c DeadLetterCursor) IsZero() bool { return c.ExpireTime.IsZero() && c.EventID == "" }
+
+// BacklogQueue is what a Queue may also do for the delivery engine's flow
+// control: hand out one connector's parked deliveries (Delivery.Parked),
+// oldest event first. internal/pebble and internal/memqueue implement it and
+// pass queuetest.RunBacklog; the engine works without it (no parking).
+type BacklogQueue interface {
+	// ClaimConnector returns up to limit of the connector's parked deliveries
+	// whose EventID is at or after from, in EventID order (publish order for
+	// xids), and sets their Due to leaseUntil (the returned deliveries carry
+	// it). It also returns next, the position to pass as from to resume: no
+	// delivery between from and next is parked but those returned. Deliveries
+	// that are not parked (leased, or waiting for a retry) are skipped.
+	ClaimConnector(ctx context.Context, connectorID, from string, leaseUntil time.Time, limit int) (ds []Delivery, next string, err error)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"dcon/internal/auth"
+	"dcon/internal/httpapi"
 )
 
 // authNode is a whole dcon with authentication, as `dcon serve` runs without
@@ -213,6 +214,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v2/projects/{p}/dataconnectors/{c}", nil, "read", 200},
 		{"GET", "/v2/projects/{p}/dataconnectors/{c}:metrics", nil, "read", 200},
 		{"GET", "/v2/projects/{p}/dataconnectors/{c}/deadletters", nil, "read", 200},
+		{"GET", "/v2/projects/{p}/dataconnectors/{c}/deliveries", nil, "read", 200},
+		{"POST", "/v2/projects/{p}/dataconnectors/{c}/deadletters:replay", map[string]any{"all": true}, "write", 409}, // USER_DISABLED
 		{"PATCH", "/v2/projects/{p}/dataconnectors/{c}", map[string]any{"displayName": "m"}, "write", 200},
 		{"POST", "/v2/projects/{p}/dataconnectors/{c}:sync", nil, "write", 400}, // USER_DISABLED
 		{"DELETE", "/v2/projects/{p}/dataconnectors/" + nope, nil, "write", 404},
@@ -235,6 +238,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// A method no route has: only an admin learns that it is not allowed.
 		{"PUT", "/v2/projects/{p}/dataconnectors", map[string]any{}, "admin", 405},
 		{"GET", "/v2/nothing", nil, "owner", 404},
+		{"GET", "/metrics", nil, "owner", 200}, // names every connector of every project
 	}
 	allows := map[string][]string{
 		"any": {"reader", "developer", "admin"}, "read": {"reader", "developer", "admin"},
@@ -546,4 +550,104 @@ func otherFirstChar(s string) string {
 		return "1" + s[1:]
 	}
 	return "0" + s[1:]
+}
+
+// TestDeleteProjectDeletesItsAccounts: deleting a project deletes its
+// service accounts and their keys; their Basic credentials and the access
+// tokens they obtained fail the very next request. The project that holds
+// the owner account is not deleted.
+func TestDeleteProjectDeletesItsAccounts(t *testing.T) {
+	t.Parallel()
+	a := startAuthNode(t, serveConfig{})
+	owner := a.client(t, basic(a.creds.ServiceAccount.KeyID, a.creds.ServiceAccount.Secret))
+	p := createProject(owner)
+	admin := newAccount(t, owner, p, "admin")
+	dev := newAccount(t, owner, p, "developer")
+	path := "/v2/projects/" + p + "/dataconnectors"
+	clients := map[string]*apiClient{
+		"admin basic":     a.client(t, basic(admin.keyID, admin.secret)),
+		"admin token":     a.client(t, "Bearer "+exchange(t, a.base, admin, time.Now())),
+		"developer basic": a.client(t, basic(dev.keyID, dev.secret)),
+		"developer token": a.client(t, "Bearer "+exchange(t, a.base, dev, time.Now())),
+	}
+	for _, c := range clients {
+		c.mustCall("GET", path, nil, nil)
+	}
+	// The project's own admin deletes it.
+	clients["admin token"].mustCall("DELETE", "/v2/projects/"+p, nil, nil)
+	for name, c := range clients {
+		if status, raw := c.call("GET", "/v2/projects", nil, nil); status != 401 {
+			t.Errorf("%s after its project was deleted: %d %s; want 401", name, status, raw)
+		}
+	}
+	if status, out := postToken(t, a.base, url.Values{"grant_type": {jwtBearer}, "assertion": {assertion(t, a.base, dev, time.Now())}}); status != 401 {
+		t.Errorf("token endpoint for a deleted project's key: %d %v; want 401", status, out)
+	}
+	// The keys are gone from the store, not only refused.
+	for _, id := range []string{admin.keyID, dev.keyID} {
+		if _, err := a.db.Key(context.Background(), id); err == nil {
+			t.Errorf("key %s is still stored", id)
+		}
+	}
+	// The owner's project stays, and so does the owner.
+	if status, raw := owner.call("DELETE", "/v2/projects/"+a.creds.Project, nil, nil); status != 409 || !strings.Contains(string(raw), "owner account") {
+		t.Errorf("deleting the owner's project: %d %s; want 409", status, raw)
+	}
+	owner.mustCall("GET", "/v2/projects/"+a.creds.Project, nil, nil)
+}
+
+// TestRateLimitPerServiceAccount: on a node with authentication, the
+// management limit is each service account's, not its address's: two
+// accounts calling from one address each get the whole budget; the token
+// endpoint is limited per address; both answer 429 with Retry-After.
+func TestRateLimitPerServiceAccount(t *testing.T) {
+	t.Parallel()
+	const budget = 10
+	cfg := serveConfig{}
+	cfg.Security.RateLimit = httpapi.RateLimit{Requests: budget, Window: time.Hour} // no refill during the test
+	a := startAuthNode(t, cfg)
+	owner := a.client(t, basic(a.creds.ServiceAccount.KeyID, a.creds.ServiceAccount.Secret))
+	accounts := []account{newAccount(t, owner, a.creds.Project, "reader"), newAccount(t, owner, a.creds.Project, "reader")}
+	path := "/v2/projects/" + a.creds.Project + "/dataconnectors"
+	for i, acc := range accounts {
+		c := a.client(t, basic(acc.keyID, acc.secret))
+		for n := range budget {
+			if status, raw := c.call("GET", path, nil, nil); status != 200 {
+				t.Fatalf("account %d, request %d: %d %s", i, n+1, status, raw)
+			}
+		}
+		resp := rawGet(t, a.base+path, basic(acc.keyID, acc.secret))
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("account %d, request %d: %d, Retry-After %q; want 429 with Retry-After", i, budget+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	// The token endpoint: per address, whatever the assertion.
+	form := url.Values{"grant_type": {jwtBearer}, "assertion": {assertion(t, a.base, accounts[0], time.Now())}}
+	for n := range budget {
+		if status, out := postToken(t, a.base, form); status != 200 {
+			t.Fatalf("token request %d: %d %v", n+1, status, out)
+		}
+	}
+	form.Set("assertion", assertion(t, a.base, accounts[1], time.Now()))
+	if status, out := postToken(t, a.base, form); status != 429 {
+		t.Errorf("token request %d, another account, same address: %d %v; want 429", budget+1, status, out)
+	}
+}
+
+// rawGet sends a GET with an Authorization header and returns the answer,
+// its body read and closed.
+func rawGet(t *testing.T, u, authorization string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", authorization)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }

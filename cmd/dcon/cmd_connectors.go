@@ -48,6 +48,8 @@ func connectorsNoun() noun {
   dcon connectors metrics c16pegipidie7lltrefg --project office
   dcon connectors disable c16pegipidie7lltrefg --project office
   dcon connectors rotate-secret c16pegipidie7lltrefg --project office
+  dcon connectors deliveries c16pegipidie7lltrefg --project office --follow
+  dcon connectors replay c16pegipidie7lltrefg --project office --all
 `,
 		verbs: []verb{
 			{"list", "list a project's data connectors", runConnectorsList},
@@ -57,6 +59,9 @@ func connectorsNoun() noun {
 			{"delete", "delete a data connector and its queue", runConnectorsDelete},
 			{"metrics", "show delivery figures of the last 3 hours", runConnectorsMetrics},
 			{"sync", "re-send every device's latest event of each type", runConnectorsSync},
+			{"deliveries", "show recent delivery attempts; --follow to watch them live", runConnectorsDeliveries},
+			{"deadletters", "list the events that expired undelivered, with their last error", runConnectorsDeadLetters},
+			{"replay", "deliver dead letters again (--event, --since or --all)", runConnectorsReplay},
 			{"enable", "set the status to ACTIVE", runConnectorsStatus("enable", "ACTIVE")},
 			{"disable", "set the status to USER_DISABLED (drops its queue)", runConnectorsStatus("disable", "USER_DISABLED")},
 			{"rotate-secret", "change the signature secret without a gap, step by step", runConnectorsRotateSecret(os.Stdin)},

@@ -11,18 +11,24 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"dcon"
 	"dcon/internal/auth"
+	"dcon/internal/dashboard"
 	"dcon/internal/delivery"
+	"dcon/internal/deliverylog"
 	"dcon/internal/httpapi"
 	"dcon/internal/ingest"
+	"dcon/internal/metrics"
 	"dcon/internal/pebble"
 	"dcon/internal/stats"
 	"dcon/internal/webhook"
@@ -43,14 +49,21 @@ type serveConfig struct {
 	Issuer       string        // iss of DT-Asymmetric-Signature, where /.well-known/ is served; "" means http://<Addr>
 	KeyOverlap   time.Duration // how long a signing key replaced by a rotation stays published; 0 means 24h
 
+	// DeadLetterRetention is how long dead letters are kept; 0 means 7 days.
+	DeadLetterRetention time.Duration
+
 	Security securityConfig // destinations, rate limits, TLS on the API listener
 
 	// For tests only (torture/): flags marked FOR TESTS ONLY in --help.
 	TestClockFile string // time travel: dcon's clock is moved by the duration in this file, re-read every 100ms
 	TestWallFile  string // a simulated step of the wall clock: the duration in this file, which dcon's stable clock reads only at start
 	TestFaultFile string // while this file exists, the store's file writes (or, if it says "sync", syncs) fail
+	TestDebug     bool   // GET /debug/goroutines: the goroutine count, and every stack with ?stacks=1
 	FS            vfs.FS // the store's file system; default the operating system's
 	NoAuth        bool   // no authentication, without --dev's other allowances (startNode)
+
+	MetricsAddr           string // serve /metrics on this address (no authentication) instead of the API listener
+	MetricsNoPerConnector bool   // --metrics-per-connector=false: no connector label on metrics
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,15 +78,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "time limit of one delivery attempt, whole exchange")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long to wait for attempts under way")
 	fs.DurationVar(&cfg.AutoDisable, "auto-disable-after", dcon.AutoDisableAfter, "disable a connector that has failed, with no success, for this long")
+	fs.DurationVar(&cfg.DeadLetterRetention, "dead-letter-retention", ingest.DefaultDeadLetterRetention, "how long an expired event is kept as a dead letter, to be read and replayed")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "public `URL` of this server: the iss of DT-Asymmetric-Signature, under which receivers find /.well-known/openid-configuration (default http://<addr>; in production, the public https:// URL)")
 	fs.DurationVar(&cfg.KeyOverlap, "key-overlap", defaultKeyOverlap, "how long a signing key replaced by 'dcon keys rotate' stays published")
 	registerSecurityFlags(fs, &cfg.Security)
+	registerMetricsFlags(fs, &cfg)
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this `file` (for go tool pprof), finished at shutdown")
 	fs.StringVar(&cfg.TestClockFile, "test-clock-offset-file", "", "FOR TESTS ONLY: time travel: dcon's clock is moved by the duration (\"12h\") in this `file`, re-read every 100ms")
 	fs.StringVar(&cfg.TestWallFile, "test-wall-offset-file", "", "FOR TESTS ONLY: the wall clock is stepped by the duration (\"-1h\") in this `file`; dcon's clock reads it only at start")
 	fs.StringVar(&cfg.TestFaultFile, "test-disk-fault-file", "", "FOR TESTS ONLY: while this `file` exists, the store's writes fail (only its syncs if the file says \"sync\")")
+	fs.BoolVar(&cfg.TestDebug, "test-debug", false, "FOR TESTS ONLY: serve GET /debug/goroutines (the goroutine count; every stack with ?stacks=1), unauthenticated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -112,8 +128,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = n.Close(context.Background())
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	stopMetrics, err := n.serveMetrics(cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = n.Close(context.Background())
+		return err
+	}
 	srv := &http.Server{
-		Handler:           n.Handler(),
+		Handler:           withDebug(cfg.TestDebug, n.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -139,6 +161,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if shutErr := srv.Shutdown(stopCtx); shutErr != nil {
 		log.Warn("stop the API", "err", shutErr)
 	}
+	stopMetrics(stopCtx)
 	if closeErr := n.Close(stopCtx); closeErr != nil {
 		log.Warn("stop", "err", closeErr)
 	}
@@ -187,6 +210,15 @@ type node struct {
 	watchdog *stats.Watchdog
 	engine   *delivery.Engine
 	api      http.Handler
+	metrics  *metrics.Metrics
+	running  atomic.Bool // the engine runs: from the end of openNode to Close (/readyz)
+	// dashboard keeps the dashboard's live chart: it observes every outcome.
+	dashboard *dashboard.Live
+
+	// deliveryLog keeps each connector's recent attempts and expiries (in
+	// memory); sweeper deletes dead letters past their retention.
+	deliveryLog *deliverylog.Log
+	sweeper     *ingest.Sweeper
 
 	// authn authenticates callers; nil with --dev (no authentication).
 	authn *auth.Authenticator
@@ -213,15 +245,22 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 	if cfg.TestFaultFile != "" {
 		cfg.FS = faultFS(cfg.FS, cfg.TestFaultFile)
 	}
-	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log, FS: cfg.FS})
+	m, err := metrics.New(metrics.Config{Registry: prometheus.NewRegistry(), PerConnector: !cfg.MetricsNoPerConnector,
+		Logger: log.With("component", "metrics")})
+	if err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log, FS: cfg.FS, OnSyncedCommit: m.ObserveCommit})
 	if err != nil {
 		return nil, fmt.Errorf("open the store in %s: %w", cfg.Data, err)
 	}
-	n := &node{db: db, keys: keys}
+	n := &node{db: db, keys: keys, metrics: m}
 	if err := n.wire(ctx, cfg, roots, log); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
+	n.api = n.withHealth(n.api)
+	n.running.Store(true)
 	return n, nil
 }
 
@@ -248,7 +287,12 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err != nil {
 		return err
 	}
-	router.WithLogger(log.With("component", "router"))
+	router.WithLogger(log.With("component", "router")).WithDropHook(func(id string, dropped int) {
+		n.metrics.Dropped(id, dropped)
+		if _, ok := router.Lookup(id); !ok { // deleted, not disabled
+			n.deliveryLog.Forget(id)
+		}
+	})
 	now := newClock(cfg.TestWallFile, cfg.TestClockFile) // see stableClock
 	n.stats, err = stats.New(stats.Config{Store: n.db, Logger: log.With("component", "stats"), Now: now})
 	if err != nil {
@@ -258,11 +302,13 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		return err
 	}
 	lease := cfg.Timeout*2 + 30*time.Second
+	n.deliveryLog = deliverylog.New(deliverylog.Config{Now: now})
+	n.dashboard = dashboard.NewLive()
 	n.engine, err = delivery.New(delivery.Config{
 		Queue:      n.db,
 		Connectors: router,
 		Sender:     n.sender,
-		Observer:   n.stats,
+		Observer:   delivery.Observers{n.stats, n.dashboard, n.metrics, n.deliveryLog},
 		Backoff:    delivery.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
 		Logger:     log.With("component", "delivery"),
 		Lease:      lease,
@@ -297,6 +343,14 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err := n.watchdog.Start(ctx); err != nil {
 		return err
 	}
+	n.sweeper, err = ingest.NewSweeper(ingest.SweeperConfig{Queue: n.db, Retention: cfg.DeadLetterRetention, Now: now,
+		Logger: log.With("component", "dead-letters")})
+	if err != nil {
+		return err
+	}
+	if err := n.sweeper.Start(ctx); err != nil {
+		return err
+	}
 	// Data written before projects were resources gets a project for each id.
 	created, err := n.db.CreateMissingProjects(ctx, time.Now())
 	if err != nil {
@@ -315,18 +369,30 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 		Projects:    n.db,
 		Metrics:     n.stats,
 		DeadLetters: n.db,
-		Ingest:      in,
+		Deliveries:  deliveryLogAPI{n.deliveryLog},
+		Replayer:    in,
+		Flow:        n.engine,
+		Ingest:      n.metrics.Ingest(in),
 		Rules:       cfg.Security.connectorRules(cfg.Dev),
 		Logger:      log.With("component", "api"),
 		Access:      access,
 		KeyMaker:    keyMaker,
 	}).Handler()
 	n.api = (&httpapi.KeyServer{Keys: n.keys, Issuer: issuer, Logger: log.With("component", "keys")}).Handler(n.api)
+	// Behind the Guard, the management and publish limits know the service
+	// account; in front of it, the token endpoint is limited per client IP.
 	n.api = cfg.Security.rateLimited(n.api, log.With("component", "ratelimit"))
-	if !cfg.Dev && !cfg.NoAuth {
-		return n.guard(ctx, cfg, issuer, log)
+	if err := n.metrics.WatchQueues(n.db, router, n.engine); err != nil {
+		return err
 	}
-	return nil
+	n.api = n.withMetrics(cfg, n.api)
+	if !cfg.Dev && !cfg.NoAuth {
+		if err := n.guard(ctx, cfg, issuer, log); err != nil {
+			return err
+		}
+		n.api = cfg.Security.tokenLimited(n.api, log.With("component", "ratelimit"))
+	}
+	return n.mountDashboard(cfg, in, router, now, log)
 }
 
 // Handler serves the /v2 API.
@@ -335,7 +401,11 @@ func (n *node) Handler() http.Handler { return n.api }
 // Close stops the delivery engine, waiting for attempts under way until ctx
 // is done, and closes the store.
 func (n *node) Close(ctx context.Context) error {
+	n.running.Store(false)
 	var errs []error
+	if n.sweeper != nil {
+		errs = append(errs, n.sweeper.Stop(ctx))
+	}
 	if n.watchdog != nil {
 		errs = append(errs, n.watchdog.Stop(ctx))
 	}
@@ -372,6 +442,35 @@ func faultFS(fs vfs.FS, path string) vfs.FS {
 		}
 		return errorfs.ErrInjected
 	}))
+}
+
+// withDebug serves, for --test-debug only, GET /debug/goroutines beside h:
+// the number of goroutines, then with ?stacks=1 every goroutine's stack, so
+// that the torture suite can check for leaks and see a stall without
+// stopping the process.
+func withDebug(on bool, h http.Handler) http.Handler {
+	if !on {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /debug/goroutines", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "goroutines %d\n", runtime.NumGoroutine())
+		if r.URL.Query().Get("stacks") == "1" {
+			buf := make([]byte, 1<<20)
+			for {
+				n := runtime.Stack(buf, true)
+				if n < len(buf) {
+					buf = buf[:n]
+					break
+				}
+				buf = make([]byte, 2*len(buf))
+			}
+			_, _ = w.Write(buf)
+		}
+	})
+	return mux
 }
 
 // startCPUProfile profiles the process into path until the returned func is called.

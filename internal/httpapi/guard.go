@@ -27,7 +27,8 @@ const TokenPath = "/oauth2/token"
 
 // Guard authenticates and authorizes every request before the API sees it:
 //
-//   - /.well-known/* and POST /oauth2/token (which it serves) are public;
+//   - /.well-known/*, /v2/openapi.json and POST /oauth2/token (which it
+//     serves) are public;
 //   - every other request needs credentials (HTTP Basic with a key id and
 //     secret, or a bearer access token): 401 without valid ones;
 //   - each route needs a permission (routePermissions) on the project in its
@@ -95,6 +96,11 @@ func routePermissions() map[string]dcon.Permission {
 		"DELETE " + connectorsPath + "/{d}":          dcon.PermWrite,
 		"POST " + connectorsPath + "/{d}":            dcon.PermWrite, // {d}:sync
 		"GET " + connectorsPath + "/{d}/deadletters": dcon.PermRead,
+
+		// The delivery log and dead-letter replay (additive).
+		"GET " + connectorsPath + "/{d}/deliveries":          dcon.PermRead,
+		"POST " + connectorsPath + "/{d}/deadletters:replay": dcon.PermWrite,
+
 		"GET " + devicesPath:                         dcon.PermRead,
 		"POST " + devicesPath:                        dcon.PermWrite,
 		"GET " + devicesPath + "/{d}":                dcon.PermRead,
@@ -150,6 +156,9 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case p == TokenPath:
 		g.token(w, r)
+		return
+	case p == OpenAPIPath: // documentation: public
+		g.next.ServeHTTP(w, r)
 		return
 	}
 	p, err := g.auth.Authenticate(r.Context(), r.Header.Get("Authorization"))

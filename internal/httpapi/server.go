@@ -59,6 +59,15 @@ type Server struct {
 	// DeadLetters reads connectors' dead letters. Default: nil (the
 	// deadletters path is not found).
 	DeadLetters DeadLetterReader
+	// Deliveries is the delivery log, for GET …/{d}/deliveries. Default: nil
+	// (that path is not found).
+	Deliveries DeliveryLog
+	// Replayer replays dead letters, for POST …/{d}/deadletters:replay.
+	// Default: nil (that path is not found).
+	Replayer Replayer
+	// Flow tells each connector's flow control state, shown as the additive
+	// flowControl member of a connector. Default: nil (not shown).
+	Flow FlowReader
 	// Rules are the server-wide rules every connector is validated against.
 	// Default: the zero value (https:// URLs only).
 	Rules dcon.ConnectorRules
@@ -85,6 +94,9 @@ type api struct {
 	projects         dcon.ProjectStore
 	metrics          MetricsReader
 	deadLetterReader DeadLetterReader
+	deliveryLog      DeliveryLog
+	replayer         Replayer
+	flow             FlowReader
 	rules            dcon.ConnectorRules
 	log              *slog.Logger
 	now              func() time.Time
@@ -103,6 +115,9 @@ func (s *Server) Handler() http.Handler {
 		projects:         s.Projects,
 		metrics:          s.Metrics,
 		deadLetterReader: s.DeadLetters,
+		deliveryLog:      s.Deliveries,
+		replayer:         s.Replayer,
+		flow:             s.Flow,
 		rules:            s.Rules,
 		log:              s.Logger,
 		now:              s.Now,
@@ -139,6 +154,8 @@ func (a *api) routes() {
 	a.handle("DELETE "+connectors+"/{d}", a.deleteConnector)
 	a.handle("POST "+connectors+"/{d}", a.postConnector) // {d}:sync
 	a.handle("GET "+connectors+"/{d}/deadletters", a.deadLetters)
+	a.handle("POST "+connectors+"/{d}/deadletters:replay", a.replayDeadLetters)
+	a.handle("GET "+connectors+"/{d}/deliveries", a.deliveries)
 
 	const devices = "/v2/projects/{p}/devices"
 	a.handle("GET "+devices, a.listDevices)
@@ -150,10 +167,13 @@ func (a *api) routes() {
 	a.handle("POST "+devices+":batchPublish", a.batchPublish)
 
 	a.serviceAccountRoutes()
+	a.handle("GET "+OpenAPIPath, a.openAPI)
 }
 
-// handle registers a handler that answers its error, if any, with writeError.
+// handle registers a handler that answers its error, if any, with writeError,
+// and logs the pattern at debug level (routeRegistered).
 func (a *api) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	a.log.LogAttrs(context.Background(), slog.LevelDebug, routeRegistered, slog.String("pattern", pattern))
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			a.writeError(w, r, err)

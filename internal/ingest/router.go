@@ -26,9 +26,10 @@ type Dropper interface {
 //
 // Connectors handed out by the Router are shared and must not be modified.
 type Router struct {
-	store dcon.ConnectorStore
-	queue Dropper
-	log   *slog.Logger
+	store  dcon.ConnectorStore
+	queue  Dropper
+	log    *slog.Logger
+	onDrop func(connectorID string, n int) // see WithDropHook; nil: none
 
 	writeMu sync.Mutex // serialises writes, so store and index change in the same order
 
@@ -63,6 +64,14 @@ func NewRouter(ctx context.Context, store dcon.ConnectorStore, queue Dropper) (*
 // WithLogger makes the Router log the queues it drops to l, and returns it.
 func (r *Router) WithLogger(l *slog.Logger) *Router {
 	r.log = l
+	return r
+}
+
+// WithDropHook makes the Router tell f how many queued deliveries it dropped
+// with a connector that was disabled or deleted (metrics), and returns it.
+// It must be set before the Router is used.
+func (r *Router) WithDropHook(f func(connectorID string, n int)) *Router {
+	r.onDrop = f
 	return r
 }
 
@@ -108,6 +117,9 @@ func (r *Router) UpdateConnector(ctx context.Context, c *dcon.Connector) error {
 		}
 		r.log.Info("connector disabled; its queued deliveries were dropped",
 			"connector", c.ID, "status", c.Status, "dropped", n)
+		if r.onDrop != nil {
+			r.onDrop(c.ID, n)
+		}
 	}
 	return nil
 }
@@ -133,6 +145,9 @@ func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) erro
 	r.reindexLocked(projectID)
 	r.mu.Unlock()
 	r.log.Info("connector deleted with its queued deliveries", "connector", id, "dropped", n)
+	if r.onDrop != nil {
+		r.onDrop(id, n)
+	}
 	return nil
 }
 

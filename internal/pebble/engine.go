@@ -68,6 +68,8 @@ type engine struct {
 	failed   chan struct{} // closed when a commit failed fatally
 	cause    error         // why; set before failed is closed
 	onFail   func(*engine) // called once, after failed is closed
+
+	onSync func(time.Duration) // Options.OnSyncedCommit
 }
 
 // errStoreFailed is the cause of EUNAVAILABLE while the store reopens.
@@ -116,11 +118,18 @@ func (e *engine) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 		c = &commitCall{done: make(chan error, 1)}
 	}
 	c.e, c.b, c.opts = e, b, opts
+	var start time.Time
+	if e.onSync != nil && opts.Sync {
+		start = time.Now()
+	}
 	go c.run()
 	select {
 	case err := <-c.done:
 		c.e, c.b, c.opts = nil, nil, nil
 		e.calls.Put(c)
+		if !start.IsZero() && err == nil {
+			e.onSync(time.Since(start))
+		}
 		return err
 	case <-e.failed:
 		return e.failure() // c stays with its goroutine, which may never end
@@ -193,7 +202,7 @@ func (h *handle) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) 
 // openEngine opens the database in db.dir in a new engine. A panic of Pebble
 // while opening is returned as an error.
 func (db *DB) openEngine() (e *engine, err error) {
-	e = &engine{failed: make(chan struct{}), onFail: db.startRecovery}
+	e = &engine{failed: make(chan struct{}), onFail: db.startRecovery, onSync: db.opts.OnSyncedCommit}
 	e.lw.due = zeroNanos
 	log := &pebbleLogger{l: db.logger, muted: &e.muted}
 	po := db.pebbleOptions(freezeFS{lockedFS{db.fs}, e}, log)
@@ -204,6 +213,10 @@ func (db *DB) openEngine() (e *engine, err error) {
 	}()
 	e.pdb, err = pebble.Open(db.dir, po)
 	if err != nil {
+		return nil, err
+	}
+	if err := db.countQueues(e); err != nil {
+		_ = e.pdb.Close()
 		return nil, err
 	}
 	e.live.Store(true)

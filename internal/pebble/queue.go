@@ -141,10 +141,21 @@ func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 	}
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
+	found, replaces, err := queued(e, ds)
+	if err != nil {
+		return err
+	}
+	if replaces { // rare (a :sync of queued events): read again, and write, under the key locks
+		defer db.kl.lock(ds)()
+		if found, _, err = queued(e, ds); err != nil {
+			return err
+		}
+	}
 	e.lw.lower(minDue)
 	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "enqueue %d deliveries", len(ds))
 	}
+	db.countEnqueued(ds, found)
 	return nil
 }
 
@@ -316,9 +327,14 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
 	defer db.kl.lock(ds)()
+	found, _, err := queued(e, ds)
+	if err != nil {
+		return err
+	}
 	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "ack %d deliveries", len(ds))
 	}
+	db.countRemoved(ds, found)
 	return nil
 }
 
@@ -409,9 +425,14 @@ func (db *DB) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) erro
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
 	defer db.kl.lock(ds)()
+	found, _, err := queued(e, ds)
+	if err != nil {
+		return err
+	}
 	if err := e.commit(b, pebble.Sync); err != nil {
 		return unavailable(err, "expire %d deliveries", len(ds))
 	}
+	db.countRemoved(ds, found)
 	return nil
 }
 
@@ -429,8 +450,12 @@ func (db *DB) Drop(ctx context.Context, connectorID string) (int, error) {
 	db.qmu.Lock()
 	defer db.qmu.Unlock()
 	n, err := countIn(ctx, e, connectorPrefix(prefixQueue, connectorID))
-	if err != nil || n == 0 {
+	if err != nil {
 		return 0, err
+	}
+	if n == 0 {
+		db.countDropped(connectorID)
+		return 0, nil
 	}
 	b := e.pdb.NewBatch()
 	defer e.closeBatch(b)
@@ -440,6 +465,7 @@ func (db *DB) Drop(ctx context.Context, connectorID string) (int, error) {
 	if err := e.commit(b, pebble.Sync); err != nil {
 		return 0, unavailable(err, "drop queue of %s", connectorID)
 	}
+	db.countDropped(connectorID)
 	return n, nil
 }
 
