@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -394,11 +395,25 @@ type deadLetter struct {
 
 func (c *client) deadLetters(connectorID string) []deadLetter {
 	c.t.Helper()
-	var res struct {
-		DeadLetters []deadLetter `json:"deadLetters"`
+	var all []deadLetter
+	token := ""
+	for range 1000 { // pages of up to 1,000: far more than any scenario makes
+		var res struct {
+			DeadLetters   []deadLetter `json:"deadLetters"`
+			NextPageToken string       `json:"nextPageToken"`
+		}
+		path := "/v2/projects/" + c.project + "/dataconnectors/" + connectorID + "/deadletters"
+		if token != "" {
+			path += "?pageToken=" + url.QueryEscape(token)
+		}
+		c.must("GET", path, nil, &res)
+		all = append(all, res.DeadLetters...)
+		if token = res.NextPageToken; token == "" {
+			return all
+		}
 	}
-	c.must("GET", "/v2/projects/"+c.project+"/dataconnectors/"+connectorID+"/deadletters", nil, &res)
-	return res.DeadLetters
+	c.t.Fatalf("dead letters of %s: more than 1,000 pages", connectorID)
+	return nil
 }
 
 // published is an event whose publish was acknowledged.

@@ -92,6 +92,12 @@ type Config struct {
 	SessionKey []byte
 	// SessionNow is the clock of session expiry. Default time.Now.
 	SessionNow func() time.Time
+	// LoginLimit wraps the handler of the login form's POST, before the key
+	// is checked: dcon serve passes a rate limiter that answers 429 with
+	// Retry-After past --rate-limit attempts per client IP, as for the
+	// token endpoint, so that secrets cannot be guessed at speed. Nil: no
+	// limit.
+	LoginLimit func(http.Handler) http.Handler
 
 	// Now is dcon's clock, that of the delivery engine: where the live chart
 	// ends and what queue ages count from. Default time.Now.
@@ -158,7 +164,11 @@ func (d *Dashboard) routes() {
 	const p, c = Prefix + "projects/{p}", Prefix + "projects/{p}/connectors/{c}"
 	d.mux.HandleFunc("GET "+Prefix+"static/", d.serveStatic)
 	d.mux.HandleFunc("GET "+Prefix+"login", d.loginPage)
-	d.mux.HandleFunc("POST "+Prefix+"login", d.login)
+	login := http.Handler(http.HandlerFunc(d.login))
+	if d.cfg.LoginLimit != nil {
+		login = d.cfg.LoginLimit(login)
+	}
+	d.mux.Handle("POST "+Prefix+"login", login)
 	d.mux.HandleFunc("POST "+Prefix+"logout", d.logout)
 	d.mux.Handle("GET "+Prefix+"{$}", d.page(0, d.projectsPage))
 	d.mux.Handle("GET "+p, d.page(dcon.PermRead, d.projectPage))
@@ -337,4 +347,3 @@ type errorPage struct {
 	Status  int
 	Message string
 }
-
