@@ -103,6 +103,9 @@ type flow struct {
 
 	seq         uint64 // attempts started
 	decreaseSeq uint64 // failures of attempts numbered below do not decrease the window
+	// okSeq is seq when the last success came back: an attempt numbered at
+	// or below it started before that success.
+	okSeq uint64
 
 	backlog dcon.FlowBacklog
 	cursor  string // ClaimConnector resumes here
@@ -314,6 +317,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 	fs.releaseLocked(f, t)
 	if res.Err == nil {
 		f.failures, f.overloads = 0, 0
+		f.okSeq = f.seq
 		switch {
 		case f.probing:
 			f.probing, f.window = false, fs.cfg.ReopenWindow
@@ -326,9 +330,15 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 	if res.RetryAfter > 0 && (res.StatusCode == 429 || res.StatusCode == 503) {
 		f.paused = maxTime(f.paused, now.Add(res.RetryAfter))
 	}
-	if !overloaded(res) {
+	switch {
+	case !overloaded(res):
 		f.overloads = 0
-	} else {
+	case res.StatusCode == 0 && t.seq <= f.okSeq:
+		// No answer to this request, but the endpoint answered another one
+		// since it was sent: a request that hangs or a connection that broke,
+		// not an endpoint that is down or overloaded. It keeps its window
+		// (a tenth of requests hanging must not collapse it).
+	default:
 		f.overloads++
 		if t.seq >= f.decreaseSeq {
 			f.window = max(1, f.window/2)
