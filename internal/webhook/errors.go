@@ -30,6 +30,10 @@ var (
 // maxSnippet is how much of a failed response's body goes into its error.
 const maxSnippet = 200
 
+// maxSecret is the longest secret redact must find whole in a body: the
+// connector validation's limits on a secret and a header value.
+const maxSecret = max(dcon.MaxSignatureSecretLen, dcon.MaxHeaderValueLen)
+
 // redacted replaces secrets found in an error message.
 const redacted = "[redacted]"
 
@@ -63,11 +67,25 @@ func statusError(conn *dcon.Connector, resp *http.Response, body []byte) error {
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
 		b.WriteString(" (redirects are not followed)")
 	}
+	keep := b.Len() + len(": ") + maxSnippet
 	if s := printable(body); s != "" {
 		b.WriteString(": ")
 		b.WriteString(s)
 	}
-	return &Error{msg: redact(b.String(), conn)}
+	// Redact before cutting: body holds more than the snippet, so that a
+	// secret that crosses the cut is still found whole.
+	return &Error{msg: cut(redact(b.String(), conn), keep)}
+}
+
+// cut returns the first n bytes of s, or fewer to end on a whole character.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // transportError describes an attempt that got no response.
@@ -132,6 +150,11 @@ func redact(msg string, conn *dcon.Connector) string {
 	hide = append(hide, conn.HTTP.StandardWebhookSecrets...)
 	for _, v := range conn.HTTP.Headers {
 		hide = append(hide, v)
+		// "Bearer <token>", "Basic <credentials>": an endpoint may echo the
+		// credential alone.
+		if _, cred, ok := strings.Cut(v, " "); ok {
+			hide = append(hide, strings.TrimSpace(cred))
+		}
 	}
 	if u, err := url.Parse(conn.HTTP.URL); err == nil {
 		hide = append(hide, u.RawQuery)

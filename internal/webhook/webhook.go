@@ -323,7 +323,7 @@ func (c *Client) drain(body io.ReadCloser, keep bool) []byte {
 		_, _ = io.Copy(io.Discard, r)
 		return nil
 	}
-	head := make([]byte, maxSnippet)
+	head := make([]byte, maxSnippet+maxSecret) // see statusError
 	n, err := io.ReadFull(r, head)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, r)

@@ -565,6 +565,35 @@ func TestSendErrorsHideSecrets(t *testing.T) {
 	}
 }
 
+// TestSendErrorsHideSecretsAtTheCut: a secret that the error's body snippet
+// would cut in two, and a header's credential echoed without its scheme, are
+// hidden too.
+func TestSendErrorsHideSecretsAtTheCut(t *testing.T) {
+	t.Parallel()
+	const secret, token = "signing-secret-0123456789", "conn-token-9d3e0c"
+	tests := []struct{ name, body, leak string }{
+		{"secret across the cut", strings.Repeat("x", maxSnippet-10) + secret, secret[:10]},
+		{"credential without its scheme", "you sent " + token, token},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := httptest.NewTLSServer(answer(http.StatusBadRequest, tt.body))
+			defer ts.Close()
+			conn := connector(ts.URL)
+			conn.HTTP.SignatureSecret = secret
+			conn.HTTP.Headers = map[string]string{"Authorization": "Bearer " + token}
+			res := newClient(t, ts, Config{}).Send(context.Background(), conn, testAttempt())
+			if res.Err == nil {
+				t.Fatal("no error")
+			}
+			if msg := res.Err.Error(); strings.Contains(msg, tt.leak) || !strings.Contains(msg, "HTTP 400") {
+				t.Errorf("error %q: want HTTP 400 without %q", msg, tt.leak)
+			}
+		})
+	}
+}
+
 func TestSendInvalidURL(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, nil, Config{})
