@@ -327,7 +327,11 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		return false
 	}
 	f.failures++
-	if res.RetryAfter > 0 && (res.StatusCode == 429 || res.StatusCode == 503) {
+	// Retry-After pauses the whole connector, unless the endpoint answered
+	// another request with success since this one was sent: then it speaks
+	// of this request (whose retry waits for it, see Backoff) rather than of
+	// the endpoint, and the window's halving slows the rest down.
+	if res.RetryAfter > 0 && (res.StatusCode == 429 || res.StatusCode == 503) && t.seq > f.okSeq {
 		f.paused = maxTime(f.paused, now.Add(res.RetryAfter))
 	}
 	switch {

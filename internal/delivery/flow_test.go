@@ -472,3 +472,32 @@ func TestRequestsThatHangDoNotCollapseTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryAfterAmongSuccessesDoesNotPause: a 429 with Retry-After for a
+// request sent before the endpoint answered another with success speaks of
+// that request, not of the endpoint: the connector keeps sending.
+func TestRetryAfterAmongSuccessesDoesNotPause(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 8})
+	release := make(chan struct{})
+	f.endpoint.mu.Lock()
+	f.endpoint.hold["limited"] = release
+	f.endpoint.byBody["limited"] = webhook.Result{StatusCode: 429, Err: errors.New("HTTP 429"), RetryAfter: 30 * time.Second}
+	f.endpoint.mu.Unlock()
+	f.publish(t, "c1", "limited")
+	waitUntil(t, "the limited request in flight", func() bool { return f.engine.InFlight() == 1 })
+	f.publish(t, "c1", "ok1")
+	waitUntil(t, "the other request answered", func() bool { return f.endpoint.count("ok1") == 1 && f.engine.InFlight() == 1 })
+	close(release)
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Mode == dcon.FlowPaused {
+		t.Fatalf("paused by a 429 sent before a success: %+v", s)
+	}
+	if ds := f.publish(t, "c1", "ok2"); ds[0].Parked() {
+		t.Fatalf("a fresh event was parked")
+	}
+	f.engine.Wait()
+	if f.endpoint.count("ok2") != 1 {
+		t.Errorf("the fresh event was not sent at once")
+	}
+}
