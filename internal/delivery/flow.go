@@ -345,7 +345,15 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 	default:
 		f.overloads++
 		if t.seq >= f.decreaseSeq {
-			f.window = max(1, f.window/2)
+			// While the endpoint answers some requests with success, it is
+			// busy rather than down: the window keeps its initial size. Only
+			// overload with no success in between takes it lower, down to 1
+			// and PROBING.
+			floor := 1
+			if t.seq <= f.okSeq {
+				floor = min(f.window, fs.cfg.InitialWindow)
+			}
+			f.window = max(floor, f.window/2)
 			f.decreaseSeq = f.seq + 1
 		}
 	}

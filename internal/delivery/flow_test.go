@@ -501,3 +501,40 @@ func TestRetryAfterAmongSuccessesDoesNotPause(t *testing.T) {
 		t.Errorf("the fresh event was not sent at once")
 	}
 }
+
+// TestBusyEndpointKeepsItsInitialWindow: overload answers halve the window,
+// but while other requests succeed in between it stays at least at its
+// initial size; only overload with no success takes it lower.
+func TestBusyEndpointKeepsItsInitialWindow(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 8, MaxWindow: 100, ProbeAfter: 100})
+	for _, id := range ids("ok", 8) {
+		f.publish(t, "c1", id)
+		f.engine.Wait()
+	}
+	f.endpoint.mu.Lock()
+	f.endpoint.byBody["busy"] = webhook.Result{StatusCode: 503, Err: errHTTP503}
+	f.endpoint.mu.Unlock()
+	for round, want := range []int{8, 8} { // 16 → 8, then 8 stays
+		release := make(chan struct{})
+		f.endpoint.mu.Lock()
+		f.endpoint.hold["busy"] = release
+		f.endpoint.mu.Unlock()
+		f.publish(t, "c1", fmt.Sprintf("busy%d", round))
+		waitUntil(t, "the busy request in flight", func() bool { return f.engine.InFlight() == 1 })
+		f.publish(t, "c1", fmt.Sprintf("fine%d", round))
+		waitUntil(t, "a success meanwhile", func() bool { return f.engine.InFlight() == 1 })
+		close(release)
+		f.engine.Wait()
+		if s := f.engine.Flow("c1"); s.Window != want+1 && s.Window != want {
+			t.Fatalf("round %d: window %d, want %d", round, s.Window, want)
+		}
+	}
+	// With nothing succeeding in between, it goes below.
+	f.endpoint.set("c1", webhook.Result{StatusCode: 503, Err: errHTTP503})
+	f.publish(t, "c1", "down")
+	f.engine.Wait()
+	if s := f.engine.Flow("c1"); s.Window >= 8 {
+		t.Fatalf("after overload with no success: window %d, want below 8", s.Window)
+	}
+}
