@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"dcon/internal/auth"
@@ -13,7 +14,7 @@ import (
 
 // mountDashboard serves the web dashboard under /dashboard/ on the API's
 // listener, in front of the API (and of its Guard: the dashboard has its own
-// login, with the same keys). Without authentication (--dev, NoAuth) it opens
+// login, with the same keys, limited like the token endpoint). Without authentication (--dev, NoAuth) it opens
 // without login and says so.
 func (n *node) mountDashboard(cfg serveConfig, in *ingest.Ingester, router *ingest.Router, now func() time.Time, log *slog.Logger) error {
 	dc := dashboard.Config{
@@ -35,6 +36,9 @@ func (n *node) mountDashboard(cfg serveConfig, in *ingest.Ingester, router *inge
 			return err
 		}
 		dc.Auth, dc.Keys, dc.SessionKey = n.authn, n.db, dashboardSessionKey(key)
+		dc.LoginLimit = func(login http.Handler) http.Handler {
+			return cfg.Security.loginLimited(login, log.With("component", "ratelimit"))
+		}
 	}
 	d, err := dashboard.New(dc)
 	if err != nil {

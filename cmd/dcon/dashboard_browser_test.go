@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"dcon/internal/httpapi"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the dashboard's screenshots to docs/images/")
@@ -98,11 +102,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		return b.exists(deadRow)
 	})
 
-	// Traffic for the screenshots: the chart, the counts, a dead letter.
+	// Traffic for the screenshots: the chart, the counts, a dead letter. Each
+	// batch waits until the chart has drawn it: the chart shows complete
+	// seconds only, so the next batch falls in a later second, a bar of its own.
 	rc.setAnswer(nil)
-	for range 6 {
+	const batches = 6
+	for k := 1; k <= batches; k++ {
 		publishN(3)
-		time.Sleep(300 * time.Millisecond) // spread over seconds, for the chart's bars
+		b.waitFor(fmt.Sprintf("the chart to draw batch %d", k), func() bool { return b.dataNumber("#chart", "delivered") >= 3*k })
+	}
+	if bars := b.dataNumber("#chart", "bars"); bars < batches {
+		t.Errorf("the chart drew %d bars for %d batches a second or more apart", bars, batches)
 	}
 	b.waitFor("the delivered count after the clock moved", func() bool { return b.text("#success") == "18" })
 	b.screenshots("dashboard-connector", connectorPage)
@@ -130,6 +140,44 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestDashboardLoginRateLimited: on a node with authentication, the
+// dashboard's login form is limited per client IP like the token endpoint:
+// past --rate-limit attempts, the next answers 429 with Retry-After, even with
+// the right secret, and starts no session. (internal/dashboard's
+// TestLoginRateLimited shows the 26th attempt within 5 s of the default
+// limit refused before its secret is checked; here the window is an hour, so
+// that a slow machine does not refill the budget during the test.)
+func TestDashboardLoginRateLimited(t *testing.T) {
+	t.Parallel()
+	const budget = 25
+	cfg := serveConfig{}
+	cfg.Security.RateLimit = httpapi.RateLimit{Requests: budget, Window: time.Hour}
+	a := startAuthNode(t, cfg)
+	login := func(secret string) *http.Response {
+		t.Helper()
+		form := url.Values{"keyId": {a.creds.ServiceAccount.KeyID}, "secret": {secret}}
+		req, _ := http.NewRequest("POST", a.base+"/dashboard/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", a.base)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range budget {
+		if resp := login("wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("login %d with a wrong secret: %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := login(a.creds.ServiceAccount.Secret)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0 {
+		t.Errorf("login %d with the right secret: %d, Retry-After %q, cookies %v; want 429 with Retry-After and no session",
+			budget+1, resp.StatusCode, resp.Header.Get("Retry-After"), resp.Cookies())
+	}
 }
 
 // browser is a headless Chromium tab.
@@ -176,6 +224,31 @@ func (b *browser) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
+// dataNumber returns the number in a data attribute (data-<key>) of the
+// element that a CSS selector finds, 0 if there is none.
+func (b *browser) dataNumber(sel, key string) int {
+	b.t.Helper()
+	return int(b.eval(fmt.Sprintf(`Number(((document.querySelector(%q) || {}).dataset || {})[%q]) || 0`, sel, key)))
+}
+
+// truth reports whether a JavaScript expression is true in the page.
+func (b *browser) truth(expr string) bool {
+	b.t.Helper()
+	return b.eval("("+expr+") ? 1 : 0") == 1
+}
+
+// eval returns the number a JavaScript expression evaluates to in the page.
+func (b *browser) eval(expr string) float64 {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
 // exists reports whether a CSS selector finds an element.
 func (b *browser) exists(sel string) bool {
 	b.t.Helper()
@@ -188,7 +261,8 @@ func (b *browser) exists(sel string) bool {
 	return ok
 }
 
-// waitFor re-checks cond every 200ms, for at most 20 seconds.
+// waitFor re-checks cond every 200ms, for at most 20 seconds: a bounded
+// wait on what the page shows, never a fixed sleep.
 func (b *browser) waitFor(what string, cond func() bool) {
 	b.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -215,7 +289,9 @@ func (b *browser) screenshots(name, url string) {
 	}{{"laptop", 1280, 800}, {"phone", 390, 844}} {
 		b.do("resize to "+size.name, chromedp.EmulateViewport(size.width, size.height),
 			chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main")))
-		time.Sleep(1500 * time.Millisecond) // a poll or two: the live figures and chart drawn
+		b.waitFor("the live figures and chart drawn on "+name, func() bool {
+			return b.truth(`[...document.querySelectorAll("[data-live]")].every((el) => Number(el.dataset.updates) >= 1)`)
+		})
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		shot := chromedp.CaptureScreenshot() // a phone shows a screenful
 		if size.name == "laptop" {

@@ -90,6 +90,13 @@ func (n *node) serveMetrics(cfg serveConfig, log *slog.Logger) (stop func(contex
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
 	}
+	return n.serveMetricsOn(ln, log), nil
+}
+
+// serveMetricsOn serves, on ln and without authentication, GET /metrics,
+// /healthz and /readyz, and nothing else (404), until the returned function
+// stops it.
+func (n *node) serveMetricsOn(ln net.Listener, log *slog.Logger) (stop func(context.Context)) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	srv := &http.Server{
@@ -99,9 +106,9 @@ func (n *node) serveMetrics(cfg serveConfig, log *slog.Logger) (stop func(contex
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("serve metrics", "addr", cfg.MetricsAddr, "err", err)
+			log.Error("serve metrics", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
-	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +150,76 @@ func TestReadyzWhileStopped(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want %d %q", c.path, w.Code, w.Body.String(), c.status, c.body)
 		}
 	}
+}
+
+// TestLogFormat: serve logs JSON lines when stderr is not a terminal (a
+// pipe, a file), at the level asked for. (On a terminal, text: isTerminal
+// looks for a character device.)
+func TestLogFormat(t *testing.T) {
+	t.Parallel()
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	for _, w := range []io.Writer{&buf, f} {
+		log := newLogger(w, slog.LevelInfo)
+		log.Debug("hidden")
+		log.Info("shown", "component", "test")
+	}
+	fromFile, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, out := range map[string]string{"a buffer": buf.String(), "a file": string(fromFile)} {
+		var line struct {
+			Level, Msg, Component string
+		}
+		if err := json.Unmarshal([]byte(out), &line); err != nil || line.Level != "INFO" || line.Msg != "shown" || line.Component != "test" {
+			t.Errorf("the log to %s is %q (%v), want one JSON line at INFO", what, out, err)
+		}
+	}
+	if isTerminal(f) {
+		t.Error("a file is a terminal")
+	}
+}
+
+// TestReadyzDuringDiskFault: while the disk fails the store's writes, /readyz
+// answers 503 with the reason (and /healthz still 200); once the fault
+// clears and the store has reopened, 200 again.
+func TestReadyzDuringDiskFault(t *testing.T) {
+	t.Parallel()
+	fault := filepath.Join(t.TempDir(), "fault")
+	api := startNode(t, serveConfig{TestFaultFile: fault})
+	t.Cleanup(func() { _ = os.Remove(fault) }) // before the node closes
+	createConnector(api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": "https://127.0.0.1:1/"}})
+	dev := createDevice(api, "touch", nil)
+	probe := func(path string) (int, string) {
+		st, body := api.call("GET", path, nil, nil)
+		return st, string(body)
+	}
+	if err := os.WriteFile(fault, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A publish, whose delivery is a synced write, meets the fault: the store
+	// fences its engine off and reopens it until the writes succeed again.
+	pub := "/v2/projects/" + api.project + "/devices/" + dev.id() + ":publish"
+	if st, body := api.call("POST", pub, map[string]any{"touch": map[string]any{}}, nil); st != http.StatusServiceUnavailable {
+		t.Fatalf("publish during the fault: %d %s, want 503", st, body)
+	}
+	waitUntil(t, "/readyz to say the store is unavailable", 20*time.Second, func() bool {
+		st, body := probe("/readyz")
+		return st == http.StatusServiceUnavailable && body == "not ready: the store is unavailable\n"
+	})
+	if st, body := probe("/healthz"); st != http.StatusOK {
+		t.Errorf("GET /healthz during the fault: %d %q, want 200", st, body)
+	}
+	if err := os.Remove(fault); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "/readyz to recover", 20*time.Second, func() bool {
+		st, _ := probe("/readyz")
+		return st == http.StatusOK
+	})
 }

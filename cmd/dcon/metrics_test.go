@@ -3,7 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -86,6 +90,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if got["go_goroutines"] <= 0 {
 		t.Error("no go_goroutines: the runtime collector is missing")
 	}
+	checkLabelsBounded(t, got)
 
 	// Disabling the down connector drops its queue, and says so.
 	api.mustCall("PATCH", "/v2/projects/"+api.project+"/dataconnectors/"+id(down)+"?updateMask=status", map[string]any{"status": "USER_DISABLED"}, nil)
@@ -106,6 +111,92 @@ func TestMetricsEndToEnd(t *testing.T) {
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if st, body := api.call("GET", path, nil, nil); st != http.StatusOK || string(body) != "ok\n" {
 			t.Errorf("GET %s = %d %q, want 200 ok", path, st, body)
+		}
+	}
+}
+
+// TestMetricsAddr: with --metrics-addr and --metrics-per-connector=false, a
+// node with authentication serves /metrics, /healthz and /readyz on a
+// listener of its own, without authentication, and nothing else there; the
+// API listener no longer serves /metrics, even to an owner; and no series
+// has a connector label.
+func TestMetricsAddr(t *testing.T) {
+	t.Parallel()
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	registerMetricsFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--metrics-addr", "127.0.0.1:0", "--metrics-per-connector=false"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "127.0.0.1:0" || !cfg.MetricsNoPerConnector {
+		t.Fatalf("flags parsed into %q, no per-connector %v", cfg.MetricsAddr, cfg.MetricsNoPerConnector)
+	}
+	rc := newTestReceiver(t)
+	cfg.CAFile = rc.caFile(t)
+	a := startAuthNode(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := a.node.serveMetricsOn(ln, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { stop(context.Background()) })
+	scraper := &apiClient{t: t, base: "http://" + ln.Addr().String(), http: &http.Client{}} // no credentials
+
+	owner := a.client(t, basic(a.creds.ServiceAccount.KeyID, a.creds.ServiceAccount.Secret))
+	owner.project = a.creds.Project
+	createConnector(owner, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL + "/in"}})
+	publish(owner, createDevice(owner, "touch", nil), "touch", map[string]any{})
+
+	got := waitForMetrics(t, scraper, map[string]float64{
+		`dcon_delivery_attempts_total{error_class="",outcome="delivered"}`: 1,
+		`dcon_delivery_end_to_end_seconds_count`:                           1,
+		`dcon_queue_depth`:                                                 0,
+		`dcon_ingest_events_total{result="ok"}`:                            1,
+	}, 20*time.Second)
+	for series := range got {
+		if strings.Contains(series, "connector=") {
+			t.Errorf("--metrics-per-connector=false, yet %s", series)
+		}
+	}
+	checkLabelsBounded(t, got)
+	for _, c := range []struct {
+		who    *apiClient
+		path   string
+		status int
+	}{
+		{scraper, "/healthz", http.StatusOK},
+		{scraper, "/readyz", http.StatusOK},
+		{scraper, "/v2/projects", http.StatusNotFound},          // the API is not on the metrics listener
+		{scraper, "/dashboard/", http.StatusNotFound},           // nor the dashboard
+		{owner, "/metrics", http.StatusNotFound},                // and /metrics is not on the API listener
+		{owner, "/v2/projects/" + owner.project, http.StatusOK}, // which still serves the API
+	} {
+		if st, body := c.who.call("GET", c.path, nil, nil); st != c.status {
+			t.Errorf("GET %s%s = %d %s, want %d", c.who.base, c.path, st, body, c.status)
+		}
+	}
+	// An address in use is an error that names the flag.
+	if _, err := a.node.serveMetrics(serveConfig{MetricsAddr: ln.Addr().String()}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Errorf("serveMetrics on an address in use: %v, want an error naming --metrics-addr", err)
+	}
+}
+
+// boundedLabels are the only label names dcon's series have: each a bounded
+// set of values (connector ids at most; never event or device ids).
+var boundedLabels = map[string]bool{"connector": true, "outcome": true, "error_class": true, "result": true, "op": true, "le": true}
+
+// checkLabelsBounded fails the test if a dcon_ series has another label.
+func checkLabelsBounded(t *testing.T, scraped map[string]float64) {
+	t.Helper()
+	for series := range scraped {
+		name, labels, ok := strings.Cut(series, "{")
+		if !ok || !strings.HasPrefix(name, "dcon_") {
+			continue
+		}
+		for pair := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
+			if label, _, _ := strings.Cut(pair, "="); !boundedLabels[label] {
+				t.Errorf("series %s has the label %q: labels must be bounded", series, label)
+			}
 		}
 	}
 }

@@ -147,6 +147,18 @@ func (sc *securityConfig) tokenLimited(guard http.Handler, log *slog.Logger) htt
 	return (&httpapi.RateLimiter{Token: sc.RateLimit, Logger: log}).Handler(guard)
 }
 
+// loginLimited wraps the dashboard's login POST in the same limit as the
+// token endpoint: --rate-limit per client IP (its callers are not
+// authenticated yet), with a budget of its own; past it, 429 with
+// Retry-After, before the secret is checked.
+func (sc *securityConfig) loginLimited(login http.Handler, log *slog.Logger) http.Handler {
+	if sc.RateLimit.Off() {
+		return login
+	}
+	perIP := func(*http.Request) string { return "" } // "": the client's IP address
+	return (&httpapi.RateLimiter{Management: sc.RateLimit, Key: perIP, Logger: log}).Handler(login)
+}
+
 // tlsFiles returns the certificate and key files the API listener serves
 // with, "" and "" for plain HTTP. With --tls-self-signed it generates them in
 // the data directory on first use, for the hosts of addr and loopback, and

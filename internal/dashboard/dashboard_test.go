@@ -14,12 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"dcon"
 	"dcon/internal/auth"
 	"dcon/internal/dashboard"
+	"dcon/internal/httpapi"
 	"dcon/internal/pebble"
 	"dcon/internal/stats"
 )
@@ -95,6 +97,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, withAuth bool) *fixture {
 	t.Helper()
+	return newFixtureWith(t, withAuth, nil)
+}
+
+// newFixtureWith is newFixture with a last change to the dashboard's Config.
+func newFixtureWith(t *testing.T, withAuth bool, change func(*dashboard.Config)) *fixture {
+	t.Helper()
 	db, err := pebble.Open(t.TempDir(), pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +148,9 @@ func newFixture(t *testing.T, withAuth bool) *fixture {
 			defer f.mu.Unlock()
 			return f.sessionNow
 		}
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	d, err := dashboard.New(cfg)
 	if err != nil {
@@ -319,6 +330,66 @@ func TestLoginSessionAndRevocation(t *testing.T) {
 	if status, _, _ := b.get("/dashboard/projects/p1/live"); status != http.StatusUnauthorized {
 		t.Errorf("live endpoint after revocation: %d, want 401", status)
 	}
+}
+
+// countingAuth counts the logins it checks.
+type countingAuth struct {
+	dashboard.Authenticator
+	n atomic.Int64
+}
+
+func (a *countingAuth) Authenticate(ctx context.Context, authorization string) (*dcon.Principal, error) {
+	a.n.Add(1)
+	return a.Authenticator.Authenticate(ctx, authorization)
+}
+
+// TestLoginRateLimited: with the limit dcon serve passes (the API's rate
+// limiter, 25 per 5 seconds per client IP), the 26th login within 5 seconds
+// answers 429 with Retry-After, and its secret is not checked even when it
+// is right; once the window has passed, logging in works again.
+func TestLoginRateLimited(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	counter := &countingAuth{}
+	f := newFixtureWith(t, true, func(cfg *dashboard.Config) {
+		counter.Authenticator = cfg.Auth
+		cfg.Auth = counter
+		limiter := &httpapi.RateLimiter{Management: httpapi.DefaultRateLimit, Now: clock,
+			Key: func(*http.Request) string { return "" }} // "": per client IP
+		cfg.LoginLimit = limiter.Handler
+	})
+	k, secret := f.key(dcon.RoleReader, "p1", false)
+	b := f.browser()
+	for i := range httpapi.DefaultRateLimit.Requests {
+		if status, _, _ := b.do("POST", "/dashboard/login", url.Values{"keyId": {k.ID}, "secret": {"wrong"}}, nil); status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d, want 401", i+1, status)
+		}
+	}
+	req, _ := http.NewRequest("POST", f.srv.URL+"/dashboard/login", strings.NewReader(url.Values{"keyId": {k.ID}, "secret": {secret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", f.srv.URL)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0 {
+		t.Errorf("attempt 26, with the right secret: %d, Retry-After %q, cookies %v; want 429 with Retry-After and no session",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Cookies())
+	}
+	if n := counter.n.Load(); n != 25 {
+		t.Errorf("%d logins checked, want 25: the 26th must be refused before its secret is checked", n)
+	}
+	// The login page itself, and the other pages, are not limited.
+	if status, _, _ := b.get("/dashboard/login"); status != http.StatusOK {
+		t.Errorf("GET the login page while limited: %d, want 200", status)
+	}
+	mu.Lock()
+	now = now.Add(5 * time.Second)
+	mu.Unlock()
+	b.login(k.ID, secret)
 }
 
 // TestForgedSession: a cookie whose signature does not hold is no session.

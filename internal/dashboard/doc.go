@@ -28,6 +28,8 @@
 // the account's role on the project in its path, as the API's Guard does: a
 // reader sees; a developer also replays dead letters and sends test events;
 // a project the account has no role on answers 404, as if it did not exist.
+// Login attempts go through Config.LoginLimit (dcon serve: --rate-limit per
+// client IP, like the token endpoint) before any secret is checked.
 //
 // POSTs carry a token derived from the session (a hidden form field) and
 // must come from the dashboard's own origin (Origin, or Referer), beside

@@ -167,6 +167,62 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
+// TestSweeperOnPebble: on a real store, the sweeper deletes at start the dead
+// letters that expired more than the retention ago and keeps the younger
+// ones, then sweeps again every Every by itself, as the clock moves on.
+func TestSweeperOnPebble(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := &clock{t: now}
+	expiredAgo := []time.Duration{8 * 24 * time.Hour, 6 * 24 * time.Hour, time.Hour}
+	for i, age := range expiredAgo {
+		d := dcon.Delivery{ConnectorID: connectorA, ProjectID: project, EventID: fmt.Sprintf("c82gg9catj3vmh42481%d", i),
+			EventType: dcon.EventTouch, EventTime: now.Add(-age - dcon.MaxEventAge), Body: []byte("{}"), Due: now}
+		if err := db.Enqueue(ctx, []dcon.Delivery{d}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Expire(ctx, []dcon.Delivery{d}, now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		dls, err := db.DeadLetters(ctx, connectorA, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, dl := range dls {
+			ids = append(ids, dl.EventID)
+		}
+		return ids
+	}
+	s, err := ingest.NewSweeper(ingest.SweeperConfig{Queue: db, Now: clk.Now, Every: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(ctx) })
+	waitFor(t, "the dead letter older than 7 days to go at start", func() bool { return len(left()) == 2 })
+	if got := left(); got[0] != "c82gg9catj3vmh424811" || got[1] != "c82gg9catj3vmh424812" {
+		t.Errorf("after the first sweep: %v, want the 6-day-old and the 1-hour-old", got)
+	}
+	clk.Advance(36 * time.Hour) // the 6-day-old is now 7.5 days old
+	waitFor(t, "the next sweep, on its own, to delete it", func() bool { return len(left()) == 1 })
+	if got := left(); got[0] != "c82gg9catj3vmh424812" {
+		t.Errorf("after the next sweep: %v, want the younger one", got)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
+
 // waitFor waits, boundedly, until cond holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -1,6 +1,9 @@
 // dcon dashboard: every element with data-live polls its URL each second
 // and puts the answer in place: the figures ([data-figure]) of a connector
 // or of each row ([data-connector]) of a project's table, and the live chart.
+// After each update it counts it in the element's data-updates, and the
+// chart says what it drew in data-bars (seconds with traffic) and
+// data-delivered (their deliveries): tests wait on them instead of sleeping.
 "use strict";
 
 (function () {
@@ -23,9 +26,14 @@
     }
     if (data.points) {
       const canvas = el.querySelector("canvas");
-      if (canvas) draw(canvas, data.points);
+      if (canvas) {
+        draw(canvas, data.points);
+        canvas.dataset.bars = String(data.points.filter((p) => p.delivered + p.failed + p.expired > 0).length);
+        canvas.dataset.delivered = String(data.points.reduce((n, p) => n + p.delivered, 0));
+      }
       summarize(el.querySelector("#chart-summary"), data.points);
     }
+    el.dataset.updates = String((Number(el.dataset.updates) || 0) + 1);
   }
 
   function poll(el) {
