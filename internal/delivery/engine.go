@@ -113,8 +113,11 @@ type Engine struct {
 
 	inFlight atomic.Int64   // attempts under way
 	wg       sync.WaitGroup // attempts under way
-	drainMu  sync.Mutex     // one drain pass at a time
-	kick     chan struct{}  // an attempt ended: drain backlogs
+	jobs     chan job       // attempts handed to an idle worker (unbuffered)
+	quit     chan struct{}  // closed by Stop: idle workers end
+	quitOnce sync.Once
+	drainMu  sync.Mutex    // one drain pass at a time
+	kick     chan struct{} // an attempt ended: drain backlogs
 
 	// run is the context of attempts; Stop cancels it when its deadline passes.
 	run       context.Context
@@ -139,6 +142,8 @@ func New(cfg Config) (*Engine, error) {
 		backlog:   backlog,
 		flows:     newFlows(cfg.Flow, backlog != nil, cfg.MaxInFlight),
 		kick:      make(chan struct{}, 1),
+		jobs:      make(chan job),
+		quit:      make(chan struct{}),
 		run:       run,
 		cancelRun: cancel,
 		stopPoll:  make(chan struct{}),
@@ -207,6 +212,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
+	defer e.quitOnce.Do(func() { close(e.quit) })
 	select {
 	case <-done:
 		e.cancelRun()
@@ -373,7 +379,7 @@ func (e *Engine) drain(ctx context.Context) {
 	defer e.drainMu.Unlock()
 	now := e.cfg.Now()
 	for _, g := range e.flows.grants(now, e.cfg.ClaimBatch) {
-		ds, next, err := e.backlog.ClaimConnector(ctx, g.id, g.from, now.Add(e.cfg.Lease), g.n)
+		ds, next, err := e.claimBacklog(ctx, g, now.Add(e.cfg.Lease))
 		if err != nil {
 			e.log.Error("claim a connector's backlog", "connector", g.id, "err", err)
 		}
@@ -393,16 +399,88 @@ func (e *Engine) drain(ctx context.Context) {
 	}
 }
 
-// launch starts an attempt in the slot t of its connector's window.
+// job is one attempt to make: a delivery in the slot t of its connector's
+// window.
+type job struct {
+	d dcon.Delivery
+	t ticket
+}
+
+// workerIdle is how long a worker whose attempt ended waits for another
+// before it ends.
+const workerIdle = 2 * time.Second
+
+// backlogChunk is the most deliveries one ClaimConnector takes: a drain
+// pass that may take more claims them in chunks, so that no claim's batch
+// (which rewrites each record it leases, body included) grows past what
+// Pebble keeps pooled for reuse, about 1 MiB, and no claim holds the queue
+// lock for long.
+const backlogChunk = 256
+
+// claimBacklog claims the deliveries of grant g from its connector's
+// backlog, leased until leaseUntil, in chunks of at most backlogChunk, and
+// returns them with the position to resume from.
+func (e *Engine) claimBacklog(ctx context.Context, g grant, leaseUntil time.Time) ([]dcon.Delivery, string, error) {
+	var out []dcon.Delivery
+	from := g.from
+	for len(out) < g.n {
+		limit := min(backlogChunk, g.n-len(out))
+		ds, next, err := e.backlog.ClaimConnector(ctx, g.id, from, leaseUntil, limit)
+		if out == nil {
+			out = ds
+		} else {
+			out = append(out, ds...)
+		}
+		if err != nil {
+			return out, from, err
+		}
+		from = next
+		if len(ds) < limit {
+			break // the end of the backlog
+		}
+	}
+	return out, from, nil
+}
+
+// launch starts an attempt in the slot t of its connector's window: on an
+// idle worker if there is one, else on a new one. Workers outlive their
+// attempt by workerIdle at most, so that under load an attempt costs neither
+// a goroutine's start nor the growth of its stack (signing and the HTTP
+// client need a deep one), and when the load ends so do they.
 func (e *Engine) launch(d dcon.Delivery, t ticket) {
 	e.inFlight.Add(1)
 	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer e.signal()
-		defer e.inFlight.Add(-1)
-		e.attempt(d, t)
-	}()
+	select {
+	case e.jobs <- job{d: d, t: t}:
+	default:
+		go e.worker(job{d: d, t: t})
+	}
+}
+
+// worker makes attempts, j first, until it has been idle for workerIdle or
+// the engine stopped.
+func (e *Engine) worker(j job) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		e.do(j)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-e.jobs:
+		case <-idle.C:
+			return
+		case <-e.quit:
+			return
+		}
+	}
+}
+
+// do makes the attempt of a launched job.
+func (e *Engine) do(j job) {
+	defer e.wg.Done()
+	defer e.signal()
+	defer e.inFlight.Add(-1)
+	e.attempt(j.d, j.t)
 }
 
 // attempt makes one attempt and records its outcome.

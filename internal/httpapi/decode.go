@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"dcon"
 )
@@ -285,4 +286,77 @@ func setField[T any](path string, raw json.RawMessage, dst *T) error {
 	}
 	*dst = v
 	return nil
+}
+
+// oneMember is the fast path of decoding a publish body: if body is valid
+// JSON, an object of exactly one member whose key is UTF-8 without escapes — every
+// well-formed publish —, it returns that key and the member's value (the raw
+// bytes, without the whitespace around them), with no reflection and no
+// allocation but the key. Otherwise ok is false, and the caller decodes body
+// the general way, which describes what is wrong.
+func oneMember(body []byte) (key string, value []byte, ok bool) {
+	if !json.Valid(body) {
+		return "", nil, false
+	}
+	i := skipWS(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return "", nil, false
+	}
+	i = skipWS(body, i+1)
+	if i == len(body) || body[i] != '"' {
+		return "", nil, false // {}
+	}
+	n := bytes.IndexByte(body[i+1:], '"')
+	k := body[i+1 : i+1+n]
+	if bytes.IndexByte(k, '\\') >= 0 || !utf8.Valid(k) {
+		return "", nil, false // the decoder unescapes, or replaces bad bytes
+	}
+	i = skipWS(body, i+1+n+1) // at the colon: body is valid
+	start := skipWS(body, i+1)
+	end := skipValue(body, start)
+	if i = skipWS(body, end); body[i] != '}' {
+		return "", nil, false // another member
+	}
+	return string(k), body[start:end], true
+}
+
+// skipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace, or len(b).
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just after the JSON value that starts at i in
+// b, which must be valid JSON.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1 // the end of the value
+			} else if depth < 0 {
+				return i // the end of the object around it
+			}
+		case ',', ':', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }

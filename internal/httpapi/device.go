@@ -251,6 +251,9 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request, projectID, deviceI
 // decodeEvent reads a publish body: an object with exactly one member, whose
 // key is the event type and whose value its data.
 func decodeEvent(body []byte) (dcon.EventType, json.RawMessage, error) {
+	if key, data, ok := oneMember(body); ok {
+		return checkEventType(key, data)
+	}
 	var members map[string]json.RawMessage
 	if err := decodeObject(body, &members); err != nil {
 		return "", nil, err
@@ -264,6 +267,12 @@ func decodeEvent(body []byte) (dcon.EventType, json.RawMessage, error) {
 	var data json.RawMessage
 	for key, data = range members {
 	}
+	return checkEventType(key, data)
+}
+
+// checkEventType returns the event type key names, with its data, or the
+// error that refuses it.
+func checkEventType(key string, data json.RawMessage) (dcon.EventType, json.RawMessage, error) {
 	t := dcon.EventType(key)
 	switch {
 	case !t.Valid():

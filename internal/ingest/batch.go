@@ -19,10 +19,11 @@ import (
 // batch (dcon.MaxBatchEvents); PublishBatch does not.
 //
 // As with Publish, the events are recorded as their devices' latest events
-// before the Enqueue (see putLatest). If the Enqueue then fails, they stay
-// recorded, and a later Sync may send an event whose publisher was answered
-// EUNAVAILABLE; the publisher's retry, a newer event of the same type,
-// replaces it.
+// with the Enqueue: in the same commit when the queue is an EventQueue, else
+// just before it (see putLatest). In the second case, if the Enqueue then
+// fails, they stay recorded, and a later Sync may send an event whose
+// publisher was answered EUNAVAILABLE; the publisher's retry, a newer event
+// of the same type, replaces it.
 func (in *Ingester) PublishBatch(ctx context.Context, projectID string, reqs []dcon.PublishRequest) []dcon.PublishResult {
 	results := make([]dcon.PublishResult, len(reqs))
 	if len(reqs) == 0 {
@@ -42,11 +43,7 @@ func (in *Ingester) PublishBatch(ctx context.Context, projectID string, reqs []d
 		latest = append(latest, dcon.DeviceEvent{DeviceID: dev.ID, Event: ev})
 		ds = in.appendRoute(ds, ev, dev, lease)
 	}
-	err := in.putLatest(ctx, projectID, latest)
-	if err == nil {
-		err = in.enqueue(ctx, ds)
-	}
-	if err != nil {
+	if err := in.store(ctx, projectID, latest, ds); err != nil {
 		for i := range results {
 			if results[i].Event != nil {
 				results[i] = dcon.PublishResult{Err: err}

@@ -31,6 +31,16 @@ type Admitter interface {
 	Release(ds []dcon.Delivery)
 }
 
+// EventQueue is a Queue that is also the LatestEventStore, and can store what
+// a publish writes in one commit: evs, events of one project, as their
+// devices' latest events, and ds, their deliveries, durably as Enqueue does
+// when there are any. The events must be new (fresh ids): it need not look
+// for queued deliveries to replace. *pebble.DB implements it; the Ingester
+// uses it when Config.Queue and Config.Latest are the same store.
+type EventQueue interface {
+	EnqueueEvents(ctx context.Context, projectID string, evs []dcon.DeviceEvent, ds []dcon.Delivery) error
+}
+
 // Ingester publishes events: validate, route, render, enqueue durably, hand off.
 type Ingester struct {
 	devices  dcon.DeviceStore
@@ -38,10 +48,12 @@ type Ingester struct {
 	queue    dcon.Queue
 	dispatch Dispatcher
 	latest   dcon.LatestEventStore // nil: no latest events, no Sync
+	events   EventQueue            // nil: the latest events and the deliveries are written apart
 	now      func() time.Time
 	lease    time.Duration
 
 	labelsMu sync.Mutex // serialises label changes, so each labelsChanged event sees the labels before it
+	envs     sync.Pool  // of *[]byte: the buffers events' envelopes are rendered in
 }
 
 // Config configures an Ingester.
@@ -51,9 +63,10 @@ type Config struct {
 	Queue    dcon.Queue
 	Dispatch Dispatcher
 	// Latest keeps every device's latest event of each type, for Sync. Every
-	// publish records its event there just before the Enqueue; give it the
-	// store that holds the Queue, so that the Enqueue's sync makes it durable
-	// too. Default: nil, no latest events are kept and Sync fails.
+	// publish records its event there with its Enqueue; give it the store
+	// that holds the Queue, so that the Enqueue's sync makes it durable too
+	// (when that store is an EventQueue, as *pebble.DB is, both are one
+	// commit). Default: nil, no latest events are kept and Sync fails.
 	Latest dcon.LatestEventStore
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -74,7 +87,12 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
 	}
+	var events EventQueue
+	if eq, ok := cfg.Queue.(EventQueue); ok && cfg.Latest != nil && any(cfg.Latest) == any(cfg.Queue) {
+		events = eq
+	}
 	return &Ingester{
+		events:   events,
 		devices:  cfg.Devices,
 		router:   cfg.Router,
 		queue:    cfg.Queue,
@@ -176,10 +194,35 @@ func (in *Ingester) SetDeviceLabels(ctx context.Context, projectID, deviceID str
 // publish records ev as its device's latest event of its type, routes it,
 // enqueues its deliveries durably and hands them off.
 func (in *Ingester) publish(ctx context.Context, ev *dcon.Event, dev *dcon.Device) error {
-	if err := in.putLatest(ctx, dev.ProjectID, []dcon.DeviceEvent{{DeviceID: dev.ID, Event: ev}}); err != nil {
-		return err
+	return in.store(ctx, dev.ProjectID, []dcon.DeviceEvent{{DeviceID: dev.ID, Event: ev}},
+		in.Route(ev, dev, in.now().Add(in.lease)))
+}
+
+// store records evs, new events of one project, as their devices' latest
+// events, stores ds, their deliveries, durably, and only then hands ds to the
+// dispatcher: in one commit when the queue is an EventQueue, else with
+// putLatest and enqueue.
+func (in *Ingester) store(ctx context.Context, projectID string, evs []dcon.DeviceEvent, ds []dcon.Delivery) error {
+	if in.events == nil {
+		if err := in.putLatest(ctx, projectID, evs); err != nil {
+			return err
+		}
+		return in.enqueue(ctx, ds)
 	}
-	return in.enqueue(ctx, in.Route(ev, dev, in.now().Add(in.lease)))
+	a, admits := in.dispatch.(Admitter)
+	if admits && len(ds) > 0 {
+		a.Admit(ds)
+	}
+	if err := in.events.EnqueueEvents(ctx, projectID, evs, ds); err != nil {
+		if admits && len(ds) > 0 {
+			a.Release(ds)
+		}
+		return dcon.WrapError(dcon.EUNAVAILABLE, err, "the event could not be stored; try again")
+	}
+	if len(ds) > 0 {
+		in.dispatch.Dispatch(ds)
+	}
+	return nil
 }
 
 // putLatest records evs as their devices' latest events, when the Ingester
@@ -239,13 +282,17 @@ func (in *Ingester) appendRoute(ds []dcon.Delivery, ev *dcon.Event, dev *dcon.De
 	if len(conns) == 0 {
 		return ds
 	}
+	var bp *[]byte // the envelope, rendered once into a pooled buffer: only the bodies are kept
 	var envelope []byte
 	for _, c := range conns {
 		if !c.Wants(ev.Type) {
 			continue
 		}
-		if envelope == nil {
-			envelope = ev.AppendJSON(make([]byte, 0, 256+len(ev.Data)))
+		if bp == nil {
+			if bp, _ = in.envs.Get().(*[]byte); bp == nil {
+				bp = new([]byte)
+			}
+			envelope = ev.AppendJSON(slices.Grow((*bp)[:0], 256+len(ev.Data)))
 			ds = slices.Grow(ds, len(conns))
 		}
 		body := AppendBody(make([]byte, 0, len(envelope)+160), envelope, dev, c.Labels)
@@ -258,6 +305,10 @@ func (in *Ingester) appendRoute(ds []dcon.Delivery, ev *dcon.Event, dev *dcon.De
 			Body:        body,
 			Due:         lease,
 		})
+	}
+	if bp != nil {
+		*bp = envelope
+		in.envs.Put(bp)
 	}
 	return ds
 }

@@ -167,6 +167,11 @@ func BenchmarkCommit(b *testing.B) {
 	}{
 		{"caller", func(e *engine, batch *pebble.Batch) error { return e.apply(batch, pebble.NoSync) }},
 		{"goroutine", func(e *engine, batch *pebble.Batch) error { return e.commit(batch, pebble.NoSync) }},
+		{"new-goroutine", func(e *engine, batch *pebble.Batch) error { // the hand-off before committers were reused
+			done := make(chan error, 1)
+			go func() { done <- e.apply(batch, pebble.NoSync) }()
+			return <-done
+		}},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()

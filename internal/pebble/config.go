@@ -48,6 +48,7 @@ func (db *DB) put(key []byte, v any, mustExist bool, what, id string) error {
 	}
 	db.cmu.Lock()
 	defer db.cmu.Unlock()
+	defer db.cache.drop(key)
 	ok, err := db.exists(key)
 	switch {
 	case err != nil:
@@ -99,6 +100,7 @@ func (db *DB) get(key []byte, v any, what, id string) error {
 func (db *DB) remove(key []byte, what, name, connectorID string) error {
 	db.cmu.Lock()
 	defer db.cmu.Unlock()
+	defer db.cache.drop(key)
 	ok, err := db.exists(key)
 	if err != nil {
 		return err
@@ -270,10 +272,15 @@ func (db *DB) Device(ctx context.Context, projectID, id string) (*dcon.Device, e
 	if err != nil {
 		return nil, err
 	}
+	v, gen, ok := db.cache.lookup(key)
+	if ok {
+		return cloneDevice(v.(*dcon.Device)), nil
+	}
 	d := new(dcon.Device)
 	if err := db.get(key, d, "device", "projects/"+projectID+"/devices/"+id); err != nil {
 		return nil, err
 	}
+	db.cache.fill(key, cloneDevice(d), gen)
 	return d, nil
 }
 

@@ -100,23 +100,32 @@ type Options struct {
 	// operations at Warn. Default: they are discarded; nothing goes to stderr.
 	Logger *slog.Logger
 
-	// MemTableSize is the size of one memtable. Default: 64 MiB, sixteen times
+	// MemTableSize is the size of one memtable. Default: 32 MiB, eight times
 	// Pebble's. Queue records live for milliseconds (enqueued, sent, acked), so
 	// a large memtable lets most of them be written and deleted before a flush
 	// writes them to an sstable, and means fewer flushes and L0 files under a
-	// steady stream of writes.
+	// steady stream of writes; at 10,000 deliveries/s a 32 MiB memtable
+	// holds more than a second of them. Memtables count in the process's
+	// memory (up to MemTableStopWritesThreshold, 4, of them while flushes
+	// lag), hence not more: a backlog of a million deliveries must fit in
+	// 256 MiB (docs/performance.md).
 	MemTableSize uint64
 
 	// RecoverEvery is how often a store whose engine failed tries to reopen
 	// it. Default: DefaultRecoverEvery (1s).
 	RecoverEvery time.Duration
 
-	// CacheSize is the size of the block cache. Default: 64 MiB, eight times
+	// CacheSize is the size of the block cache. Default: 16 MiB, twice
 	// Pebble's. The hot data of a queue is in the memtables; the cache serves
 	// the config keys and the claims of a backlog that was flushed while
 	// waiting (retries, or everything in flight after a crash), whose reads
 	// would otherwise go to disk block by block.
 	CacheSize int64
+
+	// ConfigCacheSize is how many projects and devices are kept decoded in
+	// memory, for the reads of every publish. Default (0):
+	// DefaultConfigCacheSize; negative: none.
+	ConfigCacheSize int
 
 	// OnSyncedCommit, if set, is told how long each synced commit took, from
 	// its hand-off to Pebble to its return (metrics). It must be quick.
@@ -126,8 +135,8 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMemTableSize = 64 << 20
-	DefaultCacheSize    = 64 << 20
+	DefaultMemTableSize = 32 << 20
+	DefaultCacheSize    = 16 << 20
 )
 
 // DB is dcon's store on Pebble. Its methods are safe for concurrent use; none
@@ -153,6 +162,8 @@ type DB struct {
 	kl keyLocks
 	// qc counts each connector's queued records, for QueueStats.
 	qc queueCounts
+	// cache keeps decoded projects and devices.
+	cache *configCache
 
 	// cmu serializes configuration writes, whose existence checks read first.
 	cmu sync.Mutex
@@ -184,6 +195,12 @@ func Open(dir string, opts Options) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{fs: fs, dir: dir, opts: opts, logger: logger, recoverEvery: opts.RecoverEvery, closing: make(chan struct{})}
+	switch {
+	case opts.ConfigCacheSize == 0:
+		db.cache = newConfigCache(DefaultConfigCacheSize)
+	default:
+		db.cache = newConfigCache(opts.ConfigCacheSize) // negative: none
+	}
 	if db.recoverEvery <= 0 {
 		db.recoverEvery = DefaultRecoverEvery
 	}

@@ -25,14 +25,16 @@ import (
 // DB.Close itself blocks on that lock. So an engine, once a commit has
 // failed, is never used again:
 //
-//   - every commit runs in a goroutine of its own (commit), which recovers the
-//     panic and marks the engine failed; the caller waits for its commit or
-//     for the failure, whichever comes first, so that no caller — nor any
-//     lock it holds — is left behind in a wedged pipeline. The hand-off costs
-//     one allocation and a few microseconds (BenchmarkCommit), next to the
-//     hundreds a synced commit waits for its sync; a recover in the caller's
-//     goroutine would cost nothing, but could not free a caller that Pebble
-//     holds.
+//   - every commit runs in a goroutine other than its caller's (commit), a
+//     committer, which recovers the panic and marks the engine failed; the
+//     caller waits for its commit or for the failure, whichever comes first,
+//     so that no caller — nor any lock it holds — is left behind in a wedged
+//     pipeline. Committers are reused: one whose commit is done waits
+//     committerIdle for another before it ends, so that under load the
+//     hand-off costs neither a goroutine's start nor the growth of its stack
+//     (BenchmarkCommit). A recover in the caller's goroutine would cost
+//     nothing, but could not free a caller that Pebble holds. A committer
+//     held by a wedged pipeline stays there, with the abandoned engine.
 //   - the DB answers EUNAVAILABLE at once while its engine is failed, and
 //     reopens the directory in a new engine every RecoverEvery (recover).
 //   - Pebble never sees a failed write or sync of a live engine: its file
@@ -48,9 +50,10 @@ import (
 //     engines; each engine's Lock is a no-op (lockedFS), so that a new
 //     engine can open while an abandoned one still holds its handle.
 type engine struct {
-	pdb   *pebble.DB
-	lw    lowWater
-	calls sync.Pool // of *commitCall
+	pdb     *pebble.DB
+	lw      lowWater
+	calls   sync.Pool        // of *commitCall
+	commits chan *commitCall // commits handed to an idle committer (unbuffered)
 
 	// ops counts the operations under way on the engine, so that a failed
 	// engine is closed only when none is reading from it.
@@ -122,7 +125,11 @@ func (e *engine) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 	if e.onSync != nil && opts.Sync {
 		start = time.Now()
 	}
-	go c.run()
+	select {
+	case e.commits <- c:
+	default:
+		go e.committer(c)
+	}
 	select {
 	case err := <-c.done:
 		c.e, c.b, c.opts = nil, nil, nil
@@ -145,6 +152,26 @@ type commitCall struct {
 }
 
 func (c *commitCall) run() { c.done <- c.e.apply(c.b, c.opts) }
+
+// committerIdle is how long a committer waits for another commit before it
+// ends.
+const committerIdle = 2 * time.Second
+
+// committer runs c, then the commits handed to it while it waits, until it
+// has waited committerIdle for one.
+func (e *engine) committer(c *commitCall) {
+	idle := time.NewTimer(committerIdle)
+	defer idle.Stop()
+	for {
+		c.run()
+		idle.Reset(committerIdle)
+		select {
+		case c = <-e.commits:
+		case <-idle.C:
+			return
+		}
+	}
+}
 
 // apply commits b, turning Pebble's fatal panic into the engine's failure.
 func (e *engine) apply(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
@@ -202,7 +229,7 @@ func (h *handle) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) 
 // openEngine opens the database in db.dir in a new engine. A panic of Pebble
 // while opening is returned as an error.
 func (db *DB) openEngine() (e *engine, err error) {
-	e = &engine{failed: make(chan struct{}), onFail: db.startRecovery, onSync: db.opts.OnSyncedCommit}
+	e = &engine{failed: make(chan struct{}), commits: make(chan *commitCall), onFail: db.startRecovery, onSync: db.opts.OnSyncedCommit}
 	e.lw.due = zeroNanos
 	log := &pebbleLogger{l: db.logger, muted: &e.muted}
 	po := db.pebbleOptions(freezeFS{lockedFS{db.fs}, e}, log)

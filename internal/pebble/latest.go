@@ -46,6 +46,12 @@ func appendLatest(dst []byte, ev *dcon.Event) []byte {
 	return append(dst, ev.Data...)
 }
 
+// latestLen is the length of ev's value.
+func latestLen(ev *dcon.Event) int {
+	return 1 + uvarintLen(uint64(len(ev.ID))) + len(ev.ID) + varintLen(nanos(ev.Timestamp)) +
+		uvarintLen(uint64(len(ev.Data))) + len(ev.Data)
+}
+
 // decodeLatest decodes a value written by appendLatest into a new event of the
 // given device and type. The event owns its bytes: b may be reused.
 func decodeLatest(b []byte, projectID, deviceID string, t dcon.EventType) (*dcon.Event, error) {
@@ -86,7 +92,19 @@ func (db *DB) PutLatest(ctx context.Context, projectID string, evs []dcon.Device
 	defer e.done()
 	b := e.pdb.NewBatch()
 	defer e.closeBatch(b)
-	var key, val []byte
+	if err := addLatest(b, projectID, evs); err != nil {
+		return err
+	}
+	if err := e.commit(b, pebble.NoSync); err != nil {
+		return unavailable(err, "put %d latest events of project %s", len(evs), projectID)
+	}
+	return nil
+}
+
+// addLatest adds to b the records of evs, devices of one project, as their
+// devices' latest events.
+func addLatest(b *pebble.Batch, projectID string, evs []dcon.DeviceEvent) error {
+	var key []byte
 	for _, de := range evs {
 		p, err := latestDevicePrefix(projectID, de.DeviceID)
 		if err != nil {
@@ -96,13 +114,12 @@ func (db *DB) PutLatest(ctx context.Context, projectID string, evs []dcon.Device
 			return dcon.Errorf(dcon.EINVALID, "invalid event type %q", de.Event.Type)
 		}
 		key = append(append(key[:0], p...), de.Event.Type...)
-		val = appendLatest(val[:0], de.Event)
-		if err := b.Set(key, val, nil); err != nil { // Set copies key and value
+		op := b.SetDeferred(len(key), latestLen(de.Event))
+		copy(op.Key, key)
+		appendLatest(op.Value[:0], de.Event)
+		if err := op.Finish(); err != nil {
 			return fmt.Errorf("put latest %s: %w", key, err)
 		}
-	}
-	if err := e.commit(b, pebble.NoSync); err != nil {
-		return unavailable(err, "put %d latest events of project %s", len(evs), projectID)
 	}
 	return nil
 }

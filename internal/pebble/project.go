@@ -45,10 +45,17 @@ func (db *DB) Project(ctx context.Context, id string) (*dcon.Project, error) {
 	if err != nil {
 		return nil, err
 	}
+	v, gen, ok := db.cache.lookup(key)
+	if ok {
+		p := *v.(*dcon.Project)
+		return &p, nil
+	}
 	p := new(dcon.Project)
 	if err := db.get(key, p, "project", "projects/"+id); err != nil {
 		return nil, err
 	}
+	cached := *p
+	db.cache.fill(key, &cached, gen)
 	return p, nil
 }
 
@@ -85,6 +92,7 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 	}
 	db.cmu.Lock()
 	defer db.cmu.Unlock()
+	defer db.cache.drop(key)
 	ok, err := db.exists(key)
 	if err != nil {
 		return err

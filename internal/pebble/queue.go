@@ -110,34 +110,19 @@ func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	minDue := int64(math.MaxInt64)
-	for i := range ds {
-		if err := checkIDs(&ds[i]); err != nil {
-			return err
-		}
-		minDue = min(minDue, nanos(ds[i].Due))
+	minDue, err := checkDeliveries(ds)
+	if err != nil {
+		return err
 	}
 	e, err := db.engine()
 	if err != nil {
 		return err
 	}
 	defer e.done()
-	b := e.pdb.NewBatch()
+	b := e.pdb.NewBatchWithSize(batchSize("", nil, ds))
 	defer e.closeBatch(b)
-	for i := range ds {
-		d := &ds[i]
-		due := nanos(d.Due)
-		op := b.SetDeferred(mKeyLen(d.ConnectorID, d.EventID), recordLen(d, due))
-		appendMKey(op.Key[:0], d.ConnectorID, d.EventID)
-		appendRecord(op.Value[:0], d, due)
-		if err := op.Finish(); err != nil {
-			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
-		}
-		op = b.SetDeferred(dKeyLen(d.ConnectorID, d.EventID), 0)
-		appendDKey(op.Key[:0], due, d.ConnectorID, d.EventID)
-		if err := op.Finish(); err != nil {
-			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
-		}
+	if err := addDeliveries(b, ds); err != nil {
+		return err
 	}
 	db.qmu.RLock()
 	defer db.qmu.RUnlock()
@@ -156,6 +141,106 @@ func (db *DB) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 		return unavailable(err, "enqueue %d deliveries", len(ds))
 	}
 	db.countEnqueued(ds, found)
+	return nil
+}
+
+// EnqueueEvents stores what a publish writes, in one batch: evs, events of
+// one project, as their devices' latest events (as PutLatest), and ds, the
+// deliveries of those events (as Enqueue). With deliveries the batch is
+// committed with pebble.Sync — one commit and one sync for the whole
+// publish —; without, with pebble.NoSync, as PutLatest.
+//
+// The events must be new — ids that were never queued, as ingest's fresh
+// xids — so that, unlike Enqueue, it does not look for queued deliveries to
+// replace: that read of every key is most of the cost of an Enqueue once the
+// queue has been flushed to sstables.
+func (db *DB) EnqueueEvents(ctx context.Context, projectID string, evs []dcon.DeviceEvent, ds []dcon.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ds) == 0 && len(evs) == 0 {
+		return nil
+	}
+	minDue, err := checkDeliveries(ds)
+	if err != nil {
+		return err
+	}
+	e, err := db.engine()
+	if err != nil {
+		return err
+	}
+	defer e.done()
+	b := e.pdb.NewBatchWithSize(batchSize(projectID, evs, ds))
+	defer e.closeBatch(b)
+	if err := addLatest(b, projectID, evs); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		if err := e.commit(b, pebble.NoSync); err != nil {
+			return unavailable(err, "put %d latest events of project %s", len(evs), projectID)
+		}
+		return nil
+	}
+	if err := addDeliveries(b, ds); err != nil {
+		return err
+	}
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	e.lw.lower(minDue)
+	if err := e.commit(b, pebble.Sync); err != nil {
+		return unavailable(err, "enqueue %d deliveries", len(ds))
+	}
+	db.countEnqueued(ds, nil)
+	return nil
+}
+
+// checkDeliveries returns an EINVALID error if some delivery of ds has ids
+// that cannot be keys, and otherwise the earliest Due of ds, in nanoseconds.
+func checkDeliveries(ds []dcon.Delivery) (minDue int64, err error) {
+	minDue = int64(math.MaxInt64)
+	for i := range ds {
+		if err := checkIDs(&ds[i]); err != nil {
+			return 0, err
+		}
+		minDue = min(minDue, nanos(ds[i].Due))
+	}
+	return minDue, nil
+}
+
+// batchSize is about the size of a batch that holds the latest events evs,
+// of the project projectID, and the deliveries ds (a little more: each entry's varints are counted at
+// their longest), so that it is allocated once rather than grown by
+// doubling.
+func batchSize(projectID string, evs []dcon.DeviceEvent, ds []dcon.Delivery) int {
+	const header, entry = 12, 1 + 2*binary.MaxVarintLen32 // batch header; kind and two lengths
+	n := header
+	for _, de := range evs {
+		n += entry + len(prefixLatest) + len(projectID) + 1 + len(de.DeviceID) + 1 + len(de.Event.Type) + latestLen(de.Event)
+	}
+	for i := range ds {
+		d := &ds[i]
+		n += 2*entry + mKeyLen(d.ConnectorID, d.EventID) + recordLen(d, nanos(d.Due)) + dKeyLen(d.ConnectorID, d.EventID)
+	}
+	return n
+}
+
+// addDeliveries adds to b the records of ds and their d entries.
+func addDeliveries(b *pebble.Batch, ds []dcon.Delivery) error {
+	for i := range ds {
+		d := &ds[i]
+		due := nanos(d.Due)
+		op := b.SetDeferred(mKeyLen(d.ConnectorID, d.EventID), recordLen(d, due))
+		appendMKey(op.Key[:0], d.ConnectorID, d.EventID)
+		appendRecord(op.Value[:0], d, due)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
+		}
+		op = b.SetDeferred(dKeyLen(d.ConnectorID, d.EventID), 0)
+		appendDKey(op.Key[:0], due, d.ConnectorID, d.EventID)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("enqueue %s/%s: %w", d.ConnectorID, d.EventID, err)
+		}
+	}
 	return nil
 }
 

@@ -122,10 +122,10 @@ func queued(e *engine, ds []dcon.Delivery) (found []bool, some bool, err error) 
 }
 
 // countEnqueued counts the records of ds that were not found before they
-// were written.
+// were written; all of them when found is nil.
 func (db *DB) countEnqueued(ds []dcon.Delivery, found []bool) {
 	for i := range ds {
-		if !found[i] {
+		if found == nil || !found[i] {
 			db.qc.of(ds[i].ConnectorID).added(ds[i].EventID)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/xid"
@@ -129,6 +130,7 @@ type Client struct {
 	cfg       Config
 	transport *http.Transport
 	http      *http.Client
+	bufs      sync.Pool // of *[]byte: the buffers signatures are made in
 }
 
 // New returns a Client configured by cfg. Its errors are *dcon.Error with code
@@ -272,15 +274,27 @@ func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt
 	return req, nil
 }
 
-// sign sets the signature headers of one attempt, all issued at now.
+// signBufSize is the size of the pooled buffers tokens are made in: enough
+// for an X-Dt-Signature or a DT-Asymmetric-Signature.
+const signBufSize = 1 << 10
+
+// sign sets the signature headers of one attempt, all issued at now. The
+// tokens are made in a pooled buffer (a buffer of its own would escape to
+// the heap on every attempt) and copied into the headers.
 func (c *Client) sign(h http.Header, conn *dcon.Connector, a Attempt, now time.Time) error {
-	var buf [768]byte
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, signBufSize)
+		bp = &b
+	}
+	defer c.bufs.Put(bp)
+	buf := (*bp)[:0]
 	if secret := conn.HTTP.SignatureSecret; secret != "" {
-		tok := signature.AppendDT(buf[:0], []byte(secret), a.Body, now, xid.New().String())
+		tok := signature.AppendDT(buf, []byte(secret), a.Body, now, xid.New().String())
 		h.Set(signature.DTHeader, string(tok))
 	}
 	if c.cfg.Keys != nil && !conn.HTTP.AsymmetricSignatureOff {
-		tok, err := c.cfg.Keys.Sign(buf[:0], a.Body, now, c.cfg.Issuer, c.organization(conn.ProjectID))
+		tok, err := c.cfg.Keys.Sign(buf, a.Body, now, c.cfg.Issuer, c.organization(conn.ProjectID))
 		if err != nil {
 			return &Error{msg: "sign " + signature.ES256Header, err: err}
 		}
