@@ -275,13 +275,14 @@ func TestDownEndpointDoesNotHoldUpOthers(t *testing.T) {
 			t.Errorf("event %d took %v to reach the healthy endpoint", i, d)
 		}
 	}
-	// The down endpoint saw every event, and retries.
+	// The down endpoint was tried, and tried again. Not necessarily with every
+	// event: once its window has shrunk, new events wait parked on disk.
 	down.waitFor(t, "retries at the down endpoint", 10*time.Second, func(got []received) bool {
 		seen := map[string]int{}
 		for _, r := range got {
 			seen[eventID(r.Body)]++
 		}
-		return len(seen) == n && len(got) > n
+		return len(seen) > 0 && len(got) > len(seen)
 	})
 	// 20 answers of 503 in a row: the connector probes instead of firing
 	// every retry, and says so.

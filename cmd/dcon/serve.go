@@ -29,7 +29,6 @@ import (
 	"dcon/internal/httpapi"
 	"dcon/internal/ingest"
 	"dcon/internal/metrics"
-	"dcon/internal/pebble"
 	"dcon/internal/stats"
 	"dcon/internal/webhook"
 )
@@ -64,6 +63,8 @@ type serveConfig struct {
 
 	MetricsAddr           string // serve /metrics on this address (no authentication) instead of the API listener
 	MetricsNoPerConnector bool   // --metrics-per-connector=false: no connector label on metrics
+
+	NATS natsConfig // --nats and its options: state in NATS JetStream instead of Pebble (nats.go)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -84,8 +85,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.KeyOverlap, "key-overlap", defaultKeyOverlap, "how long a signing key replaced by 'dcon keys rotate' stays published")
 	registerSecurityFlags(fs, &cfg.Security)
 	registerMetricsFlags(fs, &cfg)
-	var cpuProfile string
+	registerNATSFlags(fs, &cfg.NATS)
+	var cpuProfile, memProfile string
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this `file` (for go tool pprof), finished at shutdown")
+	fs.StringVar(&memProfile, "memprofile", "", "write a heap profile to this `file` (for go tool pprof) every 5s while serving, and at shutdown")
 	fs.StringVar(&cfg.TestClockFile, "test-clock-offset-file", "", "FOR TESTS ONLY: time travel: dcon's clock is moved by the duration (\"12h\") in this `file`, re-read every 100ms")
 	fs.StringVar(&cfg.TestWallFile, "test-wall-offset-file", "", "FOR TESTS ONLY: the wall clock is stepped by the duration (\"-1h\") in this `file`; dcon's clock reads it only at start")
 	fs.StringVar(&cfg.TestFaultFile, "test-disk-fault-file", "", "FOR TESTS ONLY: while this `file` exists, the store's writes fail (only its syncs if the file says \"sync\")")
@@ -117,6 +120,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer stop()
+	}
+	if memProfile != "" {
+		defer startMemProfile(memProfile, log)()
 	}
 
 	n, err := openNode(ctx, cfg, log)
@@ -203,7 +209,7 @@ func isTerminal(f *os.File) bool {
 
 // node is one running dcon: its store, routing, ingest, delivery engine and API.
 type node struct {
-	db       *pebble.DB
+	db       nodeStore // *pebble.DB, or with --nats the JetStream queue and buckets
 	keys     *signingKeys
 	sender   *webhook.Client
 	stats    *stats.Tracker
@@ -238,10 +244,6 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	checkDataDir(cfg.Data, log)
-	keys, err := loadKeySet(cfg.Data, cfg.KeyOverlap, time.Now(), log)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.TestFaultFile != "" {
 		cfg.FS = faultFS(cfg.FS, cfg.TestFaultFile)
 	}
@@ -250,9 +252,14 @@ func openNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (*node, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(cfg.Data, pebble.Options{Logger: log, FS: cfg.FS, OnSyncedCommit: m.ObserveCommit})
+	db, err := openStore(ctx, cfg, m, log) // Pebble, or with --nats JetStream (nats.go)
 	if err != nil {
-		return nil, fmt.Errorf("open the store in %s: %w", cfg.Data, err)
+		return nil, err
+	}
+	keys, err := loadKeySet(cfg.Data, cfg.KeyOverlap, time.Now(), log)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	n := &node{db: db, keys: keys, metrics: m}
 	if err := n.wire(ctx, cfg, roots, log); err != nil {
@@ -287,6 +294,7 @@ func (n *node) wire(ctx context.Context, cfg serveConfig, roots *x509.CertPool, 
 	if err != nil {
 		return err
 	}
+	n.watchConnectors(ctx, router, log) // changes made through other nodes (--nats)
 	router.WithLogger(log.With("component", "router")).WithDropHook(func(id string, dropped int) {
 		n.metrics.Dropped(id, dropped)
 		if _, ok := router.Lookup(id); !ok { // deleted, not disabled
@@ -484,4 +492,42 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// startMemProfile writes a heap profile to path every 5s, each replacing the
+// last, until the returned func is called, which writes a last one.
+func startMemProfile(path string, log *slog.Logger) (stop func()) {
+	write := func() {
+		tmp := path + ".tmp"
+		f, err := os.Create(tmp)
+		if err == nil {
+			err = pprof.Lookup("heap").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			log.Warn("--memprofile", "err", err)
+		}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				write()
+				return
+			case <-t.C:
+				write()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

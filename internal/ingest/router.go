@@ -151,6 +151,31 @@ func (r *Router) DeleteConnector(ctx context.Context, projectID, id string) erro
 	return nil
 }
 
+// Reload applies a change that another node made to a connector in a shared
+// store: it reads the connector from the store and indexes it as it is now,
+// or forgets it if it is gone. It drops no queue (the node that made the
+// change did, once). Calls made through the Router itself need none.
+func (r *Router) Reload(ctx context.Context, projectID, id string) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	c, err := r.store.Connector(ctx, projectID, id)
+	switch {
+	case err == nil:
+		r.put(c)
+	case dcon.ErrorCode(err) == dcon.ENOTFOUND:
+		r.mu.Lock()
+		if old, ok := r.byID[id]; ok && old.ProjectID == projectID {
+			delete(r.byID, id)
+			delete(r.projects[projectID], id)
+			r.reindexLocked(projectID)
+		}
+		r.mu.Unlock()
+	default:
+		return fmt.Errorf("reload connector %s: %w", id, err)
+	}
+	return nil
+}
+
 // Connector reads through to the store.
 func (r *Router) Connector(ctx context.Context, projectID, id string) (*dcon.Connector, error) {
 	return r.store.Connector(ctx, projectID, id)

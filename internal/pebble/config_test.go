@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"dcon"
+	"dcon/internal/storetest"
 )
 
 func testConnector(project string, n int) *dcon.Connector {
@@ -41,6 +42,11 @@ func wantCode(t *testing.T, what string, err error, code string) {
 	if got := dcon.ErrorCode(err); got != code {
 		t.Errorf("%s: error %v (code %q), want code %q", what, err, got, code)
 	}
+}
+
+// TestStoreConformance runs the config stores' conformance suite, shared with internal/jetstream.
+func TestStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openDB(t, "/db", Options{FS: vfs.NewMem()}) })
 }
 
 func TestConnectorCRUD(t *testing.T) {
