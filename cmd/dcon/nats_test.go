@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"dcon/internal/jetstream/natstest"
+
+	"github.com/nats-io/nats.go"
+	jsapi "github.com/nats-io/nats.go/jetstream"
 )
 
 // natsNode is one dcon node of a fleet in a test: its API client and a way
@@ -194,9 +197,10 @@ func TestNATSFleet(t *testing.T) {
 	}
 
 	// Kill A under load: every acknowledged publish reaches the canary.
-	// About one run in three, the last copy A enqueued before it died is not
-	// redelivered within 30 s (under investigation: see docs/scale-out.md),
-	// so this part runs only when asked for.
+	// About one run in two, a copy A had fetched before it died is never
+	// redelivered: it stays in the stream, but its consumer's ack floor has
+	// passed it with nothing ack-pending (issue 6, open: see the ADR 0005
+	// notes), so this part runs only when asked for.
 	if os.Getenv("DCON_TEST_NATS_KILL") == "" {
 		t.Log("set DCON_TEST_NATS_KILL=1 to kill a node under load")
 		return
@@ -230,15 +234,64 @@ func TestNATSFleet(t *testing.T) {
 	// clocks now say they have.
 	b.jump(t, 2*time.Minute)
 	c.jump(t, 2*time.Minute)
-	rc.waitFor(t, fmt.Sprintf("all %d acknowledged events at the canary", len(loaded)), 30*time.Second, func(got []received) bool {
-		m := byEvent(got, "/canary")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		m := byEvent(rc.requests(), "/canary")
+		var missing []string
 		for _, id := range loaded {
 			if m[id] == 0 {
-				return false
+				missing = append(missing, id)
 			}
 		}
-		return true
-	})
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			logNATSQueue(t, srv.ClientURL())
+			t.Fatalf("after 30s, %d of the %d acknowledged events never reached the canary: %v", len(missing), len(loaded), missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logNATSQueue logs what the queue stream holds and what its consumers think
+// they have delivered, for a test that waited in vain.
+func logNATSQueue(t *testing.T, url string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jsapi.New(nc)
+	s, err := js.Stream(context.Background(), "DCON_QUEUE")
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	info, err := s.Info(context.Background(), jsapi.WithSubjectFilter("DCON.q.>"))
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	t.Logf("stream state: msgs=%d first=%d last=%d", info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	for subj := range info.State.Subjects {
+		msg, err := s.GetLastMsgForSubject(context.Background(), subj)
+		if err != nil {
+			t.Logf("subject %s: %v", subj, err)
+			continue
+		}
+		t.Logf("subject %s seq=%d", subj, msg.Sequence)
+	}
+	for p := range 4 {
+		ci, err := s.Consumer(context.Background(), fmt.Sprintf("DCON_Q_%d", p))
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		i := ci.CachedInfo()
+		t.Logf("consumer %d: pending=%d ackPending=%d redelivered=%d waiting=%d delivered=%+v ackfloor=%+v", p, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.Delivered, i.AckFloor)
+	}
 }
 
 func eventIDOf(t *testing.T, envelope []byte) string {
