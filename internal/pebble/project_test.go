@@ -3,7 +3,6 @@ package pebble
 import (
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,49 +19,6 @@ func testProject(n int) *dcon.Project {
 		Organization: dcon.DefaultOrganization,
 		CreateTime:   base,
 		UpdateTime:   base,
-	}
-}
-
-func TestProjectCRUD(t *testing.T) {
-	t.Parallel()
-	db := openDB(t, "/db", Options{FS: vfs.NewMem()})
-	ctx := t.Context()
-	p := testProject(1)
-
-	_, err := db.Project(ctx, p.ID)
-	wantCode(t, "Project before Create", err, dcon.ENOTFOUND)
-	wantCode(t, "Update before Create", db.UpdateProject(ctx, p), dcon.ENOTFOUND)
-	wantCode(t, "Delete before Create", db.DeleteProject(ctx, p.ID), dcon.ENOTFOUND)
-
-	if err := db.CreateProject(ctx, p); err != nil {
-		t.Fatalf("CreateProject: %v", err)
-	}
-	wantCode(t, "second Create", db.CreateProject(ctx, p), dcon.ECONFLICT)
-	got, err := db.Project(ctx, p.ID)
-	if err != nil || !reflect.DeepEqual(got, p) {
-		t.Errorf("Project = %+v, %v; want %+v", got, err, p)
-	}
-
-	p.DisplayName = "renamed"
-	p.UpdateTime = base.Add(time.Minute)
-	if err := db.UpdateProject(ctx, p); err != nil {
-		t.Fatalf("UpdateProject: %v", err)
-	}
-	if got, _ := db.Project(ctx, p.ID); got == nil || got.DisplayName != "renamed" || !got.UpdateTime.Equal(p.UpdateTime) {
-		t.Errorf("after Update: %+v", got)
-	}
-	if err := db.DeleteProject(ctx, p.ID); err != nil {
-		t.Fatalf("DeleteProject: %v", err)
-	}
-	_, err = db.Project(ctx, p.ID)
-	wantCode(t, "Project after Delete", err, dcon.ENOTFOUND)
-	wantCode(t, "second Delete", db.DeleteProject(ctx, p.ID), dcon.ENOTFOUND)
-
-	for _, id := range []string{"", "a/b"} {
-		wantCode(t, fmt.Sprintf("Create with id %q", id), db.CreateProject(ctx, &dcon.Project{ID: id}), dcon.EINVALID)
-		_, err := db.Project(ctx, id)
-		wantCode(t, fmt.Sprintf("Project(%q)", id), err, dcon.EINVALID)
-		wantCode(t, fmt.Sprintf("Delete(%q)", id), db.DeleteProject(ctx, id), dcon.EINVALID)
 	}
 }
 
@@ -92,178 +48,12 @@ func TestProjectKeysAreTheirOwn(t *testing.T) {
 	}
 }
 
-func TestListProjectsPagination(t *testing.T) {
-	t.Parallel()
-	db := openDB(t, "/db", Options{FS: vfs.NewMem()})
-	ctx := t.Context()
-	// Created out of order, among connectors and devices whose keys sort
-	// around p/.
-	for i := 0; i < 250; i++ {
-		n := (i * 97) % 250
-		if err := db.CreateProject(ctx, testProject(n)); err != nil {
-			t.Fatal(err)
-		}
-		if n%50 == 0 {
-			if err := db.CreateConnector(ctx, testConnector(testProject(n).ID, n)); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.CreateDevice(ctx, testDevice(testProject(n).ID, n)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-
-	for _, size := range []int{100, 0, 1000} {
-		var ids []string
-		token := ""
-		pages := 0
-		for {
-			ps, next, err := db.ListProjects(ctx, dcon.Page{Size: size, Token: token})
-			if err != nil {
-				t.Fatalf("ListProjects(size %d, page %d): %v", size, pages, err)
-			}
-			pages++
-			for _, p := range ps {
-				ids = append(ids, p.ID)
-			}
-			if next == "" {
-				break
-			}
-			if len(ps) != 100 {
-				t.Errorf("page %d has %d items and a next token", pages, len(ps))
-			}
-			token = next
-		}
-		if pages != 3 || len(ids) != 250 {
-			t.Errorf("size %d: %d pages, %d projects; want 3, 250", size, pages, len(ids))
-		}
-		for i, id := range ids {
-			if want := testProject(i).ID; id != want {
-				t.Fatalf("size %d: project %d is %s, want %s", size, i, id, want)
-			}
-		}
-	}
-
-	ps, next, err := db.ListProjects(ctx, dcon.Page{Size: 2})
-	if err != nil || len(ps) != 2 || next == "" {
-		t.Fatalf("ListProjects(2) = %d projects, next %q, %v", len(ps), next, err)
-	}
-	ps, _, err = db.ListProjects(ctx, dcon.Page{Size: 2, Token: next})
-	if err != nil || len(ps) != 2 || ps[0].ID != testProject(2).ID {
-		t.Errorf("second page of 2: %+v, %v; want it to start at %s", ps, err, testProject(2).ID)
-	}
-	for _, token := range []string{"!!", "YS9i" /* a/b */} {
-		_, _, err := db.ListProjects(ctx, dcon.Page{Token: token})
-		wantCode(t, "ListProjects with token "+token, err, dcon.EINVALID)
-	}
-}
-
 func TestListProjectsEmpty(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, "/db", Options{FS: vfs.NewMem()})
 	ps, next, err := db.ListProjects(t.Context(), dcon.Page{})
 	if err != nil || len(ps) != 0 || next != "" {
 		t.Errorf("ListProjects of an empty store = %d, %q, %v", len(ps), next, err)
-	}
-}
-
-func TestDeleteProjectInUse(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name                string
-		connectors, devices int
-		msg                 string
-	}{
-		{"connectors and devices", 2, 5, "project has 2 data connectors and 5 devices; delete them first"},
-		{"one connector", 1, 0, "project has 1 data connector; delete it first"},
-		{"one device", 0, 1, "project has 1 device; delete it first"},
-		{"devices", 0, 3, "project has 3 devices; delete them first"},
-		{"one of each", 1, 1, "project has 1 data connector and 1 device; delete them first"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			db := openDB(t, "/db", Options{FS: vfs.NewMem()})
-			ctx := t.Context()
-			p := testProject(7)
-			if err := db.CreateProject(ctx, p); err != nil {
-				t.Fatal(err)
-			}
-			// A neighbour whose id extends p's must not count.
-			if err := db.CreateConnector(ctx, testConnector(p.ID+"0", 1)); err != nil {
-				t.Fatal(err)
-			}
-			for i := range tt.connectors {
-				if err := db.CreateConnector(ctx, testConnector(p.ID, i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range tt.devices {
-				if err := db.CreateDevice(ctx, testDevice(p.ID, i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-
-			err := db.DeleteProject(ctx, p.ID)
-			wantCode(t, "DeleteProject", err, dcon.ECONFLICT)
-			if got := dcon.ErrorMessage(err); got != tt.msg {
-				t.Errorf("message %q, want %q", got, tt.msg)
-			}
-			if _, err := db.Project(ctx, p.ID); err != nil {
-				t.Errorf("Project after a refused delete: %v", err)
-			}
-
-			for i := range tt.connectors {
-				if err := db.DeleteConnector(ctx, p.ID, testConnector(p.ID, i).ID); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range tt.devices {
-				if err := db.DeleteDevice(ctx, p.ID, testDevice(p.ID, i).ID); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := db.DeleteProject(ctx, p.ID); err != nil {
-				t.Errorf("DeleteProject once empty: %v", err)
-			}
-		})
-	}
-}
-
-// TestDeleteProjectRacesCreate: a connector created while its project is
-// deleted is either counted (the delete is refused) or created after the
-// project is gone; a delete never succeeds with it already stored.
-func TestDeleteProjectRacesCreate(t *testing.T) {
-	t.Parallel()
-	db := openDB(t, "/db", Options{FS: vfs.NewMem()})
-	ctx := t.Context()
-	for i := range 20 {
-		p := testProject(i)
-		if err := db.CreateProject(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		var delErr error
-		wg.Go(func() {
-			delErr = db.DeleteProject(ctx, p.ID)
-		})
-		wg.Go(func() {
-			if err := db.CreateConnector(ctx, testConnector(p.ID, 1)); err != nil {
-				t.Error(err)
-			}
-		})
-		wg.Wait()
-		_, projErr := db.Project(ctx, p.ID)
-		switch code := dcon.ErrorCode(delErr); code {
-		case dcon.ECONFLICT:
-			if projErr != nil {
-				t.Errorf("round %d: delete refused, yet the project is gone: %v", i, projErr)
-			}
-		case "":
-			wantCode(t, fmt.Sprintf("round %d: Project after delete", i), projErr, dcon.ENOTFOUND)
-		default:
-			t.Errorf("round %d: DeleteProject: %v", i, delErr)
-		}
 	}
 }
 
