@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dcon"
+	"dcon/internal/httpapi"
 )
 
 // Metrics tells a connector's figures over the last three hours
@@ -304,24 +305,9 @@ const maxFormBytes = 16 << 10
 // isJSON reports whether a request is for one of the live endpoints.
 func isJSON(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/live") }
 
-// statusOf maps an error's code to the status of the page that shows it.
-func statusOf(err error) int {
-	switch dcon.ErrorCode(err) {
-	case dcon.EINVALID:
-		return http.StatusBadRequest
-	case dcon.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case dcon.EFORBIDDEN:
-		return http.StatusForbidden
-	case dcon.ENOTFOUND:
-		return http.StatusNotFound
-	case dcon.ECONFLICT:
-		return http.StatusConflict
-	case dcon.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// statusOf maps an error's code to the status of the page that shows it: the
+// API's table.
+func statusOf(err error) int { return httpapi.HTTPStatus(err) }
 
 // fail shows an error: a page, or JSON for the live endpoints. Internal
 // errors are logged, and shown without their cause.

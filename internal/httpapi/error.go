@@ -17,6 +17,10 @@ const eMethodNotAllowed = "method_not_allowed"
 // helpLink is the "help" member of every error answer.
 const helpLink = "docs/api.md#errors"
 
+// HTTPStatus returns the status the API answers err with, by the one table
+// below: for other HTTP surfaces of dcon (the dashboard) to answer alike.
+func HTTPStatus(err error) int { return statusFor(dcon.ErrorCode(err)) }
+
 // statusFor is the one table that maps error codes to HTTP statuses. A code it
 // does not know is an internal error.
 func statusFor(code string) int {
