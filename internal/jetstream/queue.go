@@ -14,8 +14,9 @@
 // one message per subject (MaxMsgsPerSubject 1), so a stream message is the
 // current version of one delivery, and writing a delivery again — a replacing
 // Enqueue, a Retry — atomically replaces it: the server drops the older
-// version. Ack and Expire purge the delivery's subject; Drop purges
-// <Prefix>.q.<partition>.<connector>.>; Depth counts the subjects under it.
+// version. Ack and Expire delete the delivery's stored version by its stream
+// sequence; Drop purges <Prefix>.q.<partition>.<connector>.>; Depth counts
+// the subjects under it.
 // A second stream, <Prefix>_DEAD, keeps dead letters on
 // <Prefix>.dl.<partition>.<connector>.<event>.
 //
@@ -585,23 +586,33 @@ func (q *Queue) take(m *nats.Msg) (left uint64) {
 	return left
 }
 
-// Ack removes ds: it purges each one's subject, whichever version is stored.
+// Ack removes ds: it deletes each one's stored version by its stream
+// sequence — the one this node knows, else the subject's latest — and, when
+// that version was replaced meanwhile, the version that replaced it, until
+// the subject holds none. A Retry racing the Ack then fails its CAS on the
+// deleted sequence, so it cannot bring the delivery back.
+//
+// Ack does not purge the subject: the server handles a purge of a subject
+// narrower than a consumer's filter by emptying that consumer's redelivery
+// queue, so on a partition whose deliveries were acked often enough the
+// messages of a dead node were never redelivered (issue 6). A delete by
+// sequence only touches the consumer's state for that sequence.
 func (q *Queue) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	for i := range ds {
 		if err := checkDelivery(&ds[i]); err != nil {
 			return err
 		}
 	}
+	seqs := make([]uint64, len(ds))
 	q.mu.Lock()
-	for _, d := range ds {
-		q.forget(key{d.ConnectorID, d.EventID})
+	for i, d := range ds {
+		k := key{d.ConnectorID, d.EventID}
+		if e, ok := q.held[k]; ok {
+			seqs[i] = e.seq
+		}
+		q.forget(k)
 	}
 	q.mu.Unlock()
-	return q.purgeEach(ctx, ds)
-}
-
-// purgeEach purges the subjects of ds, up to maxParallel at a time.
-func (q *Queue) purgeEach(ctx context.Context, ds []dcon.Delivery) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallel)
 	errs := make([]error, len(ds))
@@ -609,41 +620,110 @@ func (q *Queue) purgeEach(ctx context.Context, ds []dcon.Delivery) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if _, err := q.purge(ctx, q.subject(ds[i].ConnectorID, ds[i].EventID)); err != nil {
-				errs[i] = err
-			}
+			errs[i] = q.remove(ctx, q.subject(ds[i].ConnectorID, ds[i].EventID), seqs[i])
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// purgeResponse is the server's answer to a purge.
-type purgeResponse struct {
-	Success bool   `json:"success"`
-	Purged  uint64 `json:"purged"`
+// maxRemoveTries bounds how many versions of one subject remove deletes in
+// turn (each try follows a concurrent write of the subject).
+const maxRemoveTries = 16
+
+// remove deletes the stored version of subj: seq if it is still stored (0:
+// unknown), else whichever the subject holds, until it holds none.
+func (q *Queue) remove(ctx context.Context, subj string, seq uint64) error {
+	for range maxRemoveTries {
+		if seq == 0 {
+			var err error
+			if seq, err = q.lastSeq(ctx, subj); err != nil || seq == 0 {
+				return err
+			}
+		}
+		var resp apiResponse
+		if err := q.api(ctx, "STREAM.MSG.DELETE."+q.cfg.Prefix+"_QUEUE", map[string]any{"seq": seq, "no_erase": true}, &resp); err != nil {
+			return unavailable(err, "remove %s", subj)
+		}
+		if resp.Error == nil && resp.Success {
+			return nil
+		}
+		// Refused: that version is gone already (acked elsewhere, or
+		// replaced by a write). Remove whatever the subject holds now.
+		seq = 0
+	}
+	return unavailable(errors.New("written again on every try"), "remove %s", subj)
+}
+
+// lastSeq returns the stream sequence of subj's stored version, 0 if none.
+// It asks the stream's leader (not a direct get, which a lagging replica
+// may answer).
+func (q *Queue) lastSeq(ctx context.Context, subj string) (uint64, error) {
+	var resp struct {
+		apiResponse
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := q.api(ctx, "STREAM.MSG.GET."+q.cfg.Prefix+"_QUEUE", map[string]string{"last_by_subj": subj}, &resp); err != nil {
+		return 0, unavailable(err, "look up %s", subj)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound):
+		return 0, nil
+	case resp.Error != nil:
+		return 0, unavailable(errors.New(resp.Error.Description), "look up %s", subj)
+	case resp.Message == nil:
+		return 0, unavailable(errors.New("no message in the answer"), "look up %s", subj)
+	}
+	return resp.Message.Seq, nil
+}
+
+// apiResponse is the common part of the server's JetStream API answers.
+type apiResponse struct {
+	Success bool `json:"success"`
 	Error   *struct {
 		Code        int    `json:"code"`
+		ErrCode     uint16 `json:"err_code"`
 		Description string `json:"description"`
 	} `json:"error"`
 }
 
-// purge removes the queue stream's messages on subjects matching filter and
-// returns how many there were. (Stream.Purge does not say.)
-func (q *Queue) purge(ctx context.Context, filter string) (int, error) {
-	req, _ := json.Marshal(map[string]string{"filter": filter})
+// api sends a JetStream API request (subject after $JS.API.) and decodes
+// its answer into resp.
+func (q *Queue) api(ctx context.Context, subj string, req, resp any) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	msg, err := q.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.PURGE."+q.cfg.Prefix+"_QUEUE", req)
+	msg, err := q.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+subj, data)
 	if err != nil {
-		return 0, unavailable(err, "purge %s", filter)
+		return err
 	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("bad answer: %w", err)
+	}
+	return nil
+}
+
+// purgeResponse is the server's answer to a purge.
+type purgeResponse struct {
+	apiResponse
+	Purged uint64 `json:"purged"`
+}
+
+// purge removes the queue stream's messages on subjects matching filter and
+// returns how many there were. (Stream.Purge does not say.) Only Drop
+// purges: see Ack.
+func (q *Queue) purge(ctx context.Context, filter string) (int, error) {
 	var resp purgeResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, unavailable(err, "purge %s: bad answer", filter)
+	if err := q.api(ctx, "STREAM.PURGE."+q.cfg.Prefix+"_QUEUE", map[string]string{"filter": filter}, &resp); err != nil {
+		return 0, unavailable(err, "purge %s", filter)
 	}
 	if resp.Error != nil || !resp.Success {
 		desc := "not successful"

@@ -81,8 +81,16 @@ func TestStoresSeeEachOthersChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitChange(t, changed, "p1/c1")
-	if _, err := b.Connector(ctx, "p1", "c1"); dcon.ErrorCode(err) != dcon.ENOTFOUND {
-		t.Errorf("b.Connector after a's delete: %v, want ENOTFOUND", err)
+	// The change just seen may be a's update (b saw two updates): wait, a
+	// bounded while, for the delete to reach b's mirror.
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, err := b.Connector(ctx, "p1", "c1")
+		if dcon.ErrorCode(err) == dcon.ENOTFOUND {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b.Connector a second after a's delete: %v, want ENOTFOUND", err)
+		}
 	}
 	if err := b.UpdateConnector(ctx, c); dcon.ErrorCode(err) != dcon.ENOTFOUND {
 		t.Errorf("b.UpdateConnector after a's delete: %v, want ENOTFOUND", err)
