@@ -86,23 +86,20 @@ func (db *DB) CreateServiceAccount(ctx context.Context, a *dcon.ServiceAccount, 
 	} else if ok {
 		return dcon.Errorf(dcon.ECONFLICT, "service account %s already exists", a.Name())
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
-	if err := b.Set(key, val, nil); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	for _, k := range keys {
-		if k.Account != a.ID || k.Project != a.Project {
-			return dcon.Errorf(dcon.EINVALID, "key %s is not of service account %s", k.ID, a.ID)
+	return db.writeSync(fmt.Sprintf("write %s", key), func(_ *engine, b *pebble.Batch) error {
+		if err := b.Set(key, val, nil); err != nil {
+			return fmt.Errorf("write %s: %w", key, err)
 		}
-		if err := db.addKey(b, k); err != nil {
-			return err
+		for _, k := range keys {
+			if k.Account != a.ID || k.Project != a.Project {
+				return dcon.Errorf(dcon.EINVALID, "key %s is not of service account %s", k.ID, a.ID)
+			}
+			if err := db.addKey(b, k); err != nil {
+				return err
+			}
 		}
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return unavailable(err, "write %s", key)
-	}
-	return nil
+		return nil
+	})
 }
 
 // ServiceAccount returns an account, or fails with ENOTFOUND.
@@ -137,20 +134,9 @@ func (db *DB) DeleteServiceAccount(ctx context.Context, projectID, id string) er
 	} else if !ok {
 		return dcon.Errorf(dcon.ENOTFOUND, "service account projects/%s/serviceaccounts/%s not found", projectID, id)
 	}
-	e, err := db.engine()
-	if err != nil {
-		return err
-	}
-	defer e.done()
-	b := e.pdb.NewBatch()
-	defer e.closeBatch(b)
-	if err := deleteAccount(ctx, e, b, key, id); err != nil {
-		return err
-	}
-	if err := e.commit(b, pebble.Sync); err != nil {
-		return unavailable(err, "delete %s", key)
-	}
-	return nil
+	return db.writeSync(fmt.Sprintf("delete %s", key), func(e *engine, b *pebble.Batch) error {
+		return deleteAccount(ctx, e, b, key, id)
+	})
 }
 
 // deleteAccount adds to b the deletion of the account stored at key, whose
@@ -245,15 +231,9 @@ func (db *DB) CreateKey(ctx context.Context, k *dcon.Key) error {
 	} else if !ok {
 		return dcon.Errorf(dcon.ENOTFOUND, "service account projects/%s/serviceaccounts/%s not found", k.Project, k.Account)
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
-	if err := db.addKey(b, k); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return unavailable(err, "write key %s", k.ID)
-	}
-	return nil
+	return db.writeSync("write key "+k.ID, func(_ *engine, b *pebble.Batch) error {
+		return db.addKey(b, k)
+	})
 }
 
 // addKey adds a new key and its index entry to b, or fails with ECONFLICT if
@@ -332,13 +312,10 @@ func (db *DB) DeleteKey(ctx context.Context, accountID, id string) error {
 	} else if !ok {
 		return dcon.Errorf(dcon.ENOTFOUND, "key %s not found", id)
 	}
-	b := db.db.NewBatch()
-	defer b.Close()
-	if err := errors.Join(b.Delete(key, nil), b.Delete([]byte(prefixKeyIndex+id), nil)); err != nil {
-		return fmt.Errorf("delete key %s: %w", id, err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return unavailable(err, "delete key %s", id)
-	}
-	return nil
+	return db.writeSync("delete key "+id, func(_ *engine, b *pebble.Batch) error {
+		if err := errors.Join(b.Delete(key, nil), b.Delete([]byte(prefixKeyIndex+id), nil)); err != nil {
+			return fmt.Errorf("delete key %s: %w", id, err)
+		}
+		return nil
+	})
 }

@@ -58,6 +58,19 @@ func (db *DB) put(key []byte, v any, mustExist bool, what, id string) error {
 	case !mustExist && ok:
 		return dcon.Errorf(dcon.ECONFLICT, "%s %s already exists", what, id)
 	}
+	return db.writeSync(fmt.Sprintf("write %s", key), func(_ *engine, b *pebble.Batch) error {
+		if err := b.Set(key, val, nil); err != nil {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// writeSync fills a batch of the current engine with fill and commits it,
+// synced, through the engine's guarded commit (a failed Pebble commit answers
+// EUNAVAILABLE instead of panicking or wedging the caller). what names the
+// write in its error.
+func (db *DB) writeSync(what string, fill func(e *engine, b *pebble.Batch) error) error {
 	e, err := db.engine()
 	if err != nil {
 		return err
@@ -65,11 +78,11 @@ func (db *DB) put(key []byte, v any, mustExist bool, what, id string) error {
 	defer e.done()
 	b := e.pdb.NewBatch()
 	defer e.closeBatch(b)
-	if err := b.Set(key, val, nil); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
+	if err := fill(e, b); err != nil {
+		return err
 	}
 	if err := e.commit(b, pebble.Sync); err != nil {
-		return unavailable(err, "write %s", key)
+		return unavailable(err, "%s", what)
 	}
 	return nil
 }
