@@ -1,7 +1,6 @@
 package pebble
 
 import (
-	"fmt"
 	"reflect"
 	"testing"
 
@@ -10,31 +9,6 @@ import (
 	"dcon"
 	"dcon/internal/storetest"
 )
-
-func testConnector(project string, n int) *dcon.Connector {
-	return &dcon.Connector{
-		ProjectID:   project,
-		ID:          fmt.Sprintf("c%019d", n),
-		DisplayName: fmt.Sprintf("connector %d", n),
-		Type:        dcon.ConnectorHTTPPush,
-		Status:      dcon.StatusActive,
-		Events:      []dcon.EventType{dcon.EventTouch},
-		Labels:      []string{"room"},
-		HTTP: dcon.HTTPConfig{
-			URL: "https://example.com/hook", SignatureSecret: "s3cret",
-			Headers: map[string]string{"X-Key": "v"},
-		},
-		CreateTime: base,
-		UpdateTime: base,
-	}
-}
-
-func testDevice(project string, n int) *dcon.Device {
-	return &dcon.Device{
-		ProjectID: project, ID: fmt.Sprintf("emud%019d", n), Type: dcon.DeviceTemperature,
-		Labels: map[string]string{"virtual-sensor": ""}, CreateTime: base, UpdateTime: base,
-	}
-}
 
 func wantCode(t *testing.T, what string, err error, code string) {
 	t.Helper()
@@ -56,7 +30,7 @@ func TestConfigPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	c, d := testConnector("p1", 1), testDevice("p1", 1)
+	c, d := storetest.Connector("p1", 1), storetest.Device("p1", 1)
 	if err := db.CreateConnector(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +53,7 @@ func TestConfigPersists(t *testing.T) {
 func TestConfigSurvivesCrash(t *testing.T) {
 	t.Parallel()
 	db := memHarness{}.Open(t).(*DB)
-	c := testConnector("p1", 1)
+	c := storetest.Connector("p1", 1)
 	if err := db.CreateConnector(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}

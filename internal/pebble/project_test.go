@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"dcon"
+	"dcon/internal/storetest"
 )
 
 func testProject(n int) *dcon.Project {
@@ -32,7 +33,7 @@ func TestProjectKeysAreTheirOwn(t *testing.T) {
 	if err := db.CreateProject(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateConnector(ctx, testConnector("p", 1)); err != nil {
+	if err := db.CreateConnector(ctx, storetest.Connector("p", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if cs, _, err := db.ListConnectors(ctx, p.ID, dcon.Page{}); err != nil || len(cs) != 0 {
@@ -112,12 +113,12 @@ func TestCreateMissingProjects(t *testing.T) {
 	}
 	for i := range 3 {
 		for _, p := range []string{"demo", kept.ID} {
-			if err := db.CreateConnector(ctx, testConnector(p, i)); err != nil {
+			if err := db.CreateConnector(ctx, storetest.Connector(p, i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for _, p := range []string{"demo", "devices-only", "demo-2"} {
-			if err := db.CreateDevice(ctx, testDevice(p, i)); err != nil {
+			if err := db.CreateDevice(ctx, storetest.Device(p, i)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"dcon"
+	"dcon/internal/storetest"
 )
 
 func TestStatsRoundTrip(t *testing.T) {
@@ -39,7 +40,7 @@ func TestStatsRoundTrip(t *testing.T) {
 		t.Errorf("DeleteStats of an absent id: %v", err)
 	}
 	// A connector's config key does not show up as stats, nor the reverse.
-	if err := db.CreateConnector(ctx, testConnector("p1", 1)); err != nil {
+	if err := db.CreateConnector(ctx, storetest.Connector("p1", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

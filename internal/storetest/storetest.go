@@ -98,7 +98,8 @@ func RunStats(t *testing.T, s StatsStore) {
 	}
 }
 
-func testConnector(project string, n int) *dcon.Connector {
+// Connector returns the n-th test connector of a project, with every field set.
+func Connector(project string, n int) *dcon.Connector {
 	return &dcon.Connector{
 		ProjectID:   project,
 		ID:          fmt.Sprintf("c%019d", n),
@@ -116,7 +117,8 @@ func testConnector(project string, n int) *dcon.Connector {
 	}
 }
 
-func testDevice(project string, n int) *dcon.Device {
+// Device returns the n-th test device of a project.
+func Device(project string, n int) *dcon.Device {
 	return &dcon.Device{
 		ProjectID: project, ID: fmt.Sprintf("emud%019d", n), Type: dcon.DeviceTemperature,
 		Labels: map[string]string{"virtual-sensor": ""}, CreateTime: base, UpdateTime: base,
@@ -153,7 +155,7 @@ func must(t *testing.T, err error) {
 
 func testConnectorCRUD(t *testing.T, db Store) {
 	ctx := t.Context()
-	c := testConnector("p1", 1)
+	c := Connector("p1", 1)
 	_, err := db.Connector(ctx, "p1", c.ID)
 	wantCode(t, "Connector before Create", err, dcon.ENOTFOUND)
 	wantCode(t, "Update before Create", db.UpdateConnector(ctx, c), dcon.ENOTFOUND)
@@ -182,7 +184,7 @@ func testConnectorCRUD(t *testing.T, db Store) {
 
 func testDeviceCRUD(t *testing.T, db Store) {
 	ctx := t.Context()
-	d := testDevice("p1", 1)
+	d := Device("p1", 1)
 	_, err := db.Device(ctx, "p1", d.ID)
 	wantCode(t, "Device before Create", err, dcon.ENOTFOUND)
 	wantCode(t, "Update before Create", db.UpdateDevice(ctx, d), dcon.ENOTFOUND)
@@ -213,8 +215,8 @@ func testListPagination(t *testing.T, db Store) {
 			if p != "p1" && k%50 != 0 {
 				continue
 			}
-			must(t, db.CreateConnector(ctx, testConnector(p, k)))
-			must(t, db.CreateDevice(ctx, testDevice(p, k)))
+			must(t, db.CreateConnector(ctx, Connector(p, k)))
+			must(t, db.CreateDevice(ctx, Device(p, k)))
 		}
 	}
 	for _, size := range []int{100, 0, 1000, 7} {
@@ -243,7 +245,7 @@ func testListPagination(t *testing.T, db Store) {
 			t.Errorf("size %d: %d pages, %d connectors; want %d, %d", size, pages, len(ids), wantPages, n)
 		}
 		for i, id := range ids {
-			if want := testConnector("p1", i).ID; id != want {
+			if want := Connector("p1", i).ID; id != want {
 				t.Fatalf("size %d: connector %d is %s, want %s", size, i, id, want)
 			}
 		}
@@ -257,7 +259,7 @@ func testListPagination(t *testing.T, db Store) {
 		t.Fatalf("ListDevices(p10, 2) = %d devices, next %q, %v", len(ds), next, err)
 	}
 	ds, next, err = db.ListDevices(ctx, "p10", dcon.Page{Size: 2, Token: next})
-	if err != nil || len(ds) != 1 || next != "" || ds[0].ID != testDevice("p10", 100).ID {
+	if err != nil || len(ds) != 1 || next != "" || ds[0].ID != Device("p10", 100).ID {
 		t.Errorf("second page of p10: %d devices, next %q, %v", len(ds), next, err)
 	}
 	if cs, next, err := db.ListConnectors(ctx, "empty", dcon.Page{}); err != nil || len(cs) != 0 || next != "" {
@@ -309,8 +311,8 @@ func testListProjectsPagination(t *testing.T, db Store) {
 		k := (i * 97) % n
 		must(t, db.CreateProject(ctx, testProject(k)))
 		if k%50 == 0 {
-			must(t, db.CreateConnector(ctx, testConnector(testProject(k).ID, k)))
-			must(t, db.CreateDevice(ctx, testDevice(testProject(k).ID, k)))
+			must(t, db.CreateConnector(ctx, Connector(testProject(k).ID, k)))
+			must(t, db.CreateDevice(ctx, Device(testProject(k).ID, k)))
 		}
 	}
 	var ids []string
@@ -347,12 +349,12 @@ func testDeleteProjectInUse(t *testing.T, db Store) {
 	p := testProject(7)
 	must(t, db.CreateProject(ctx, p))
 	// A neighbour whose id extends p's must not count.
-	must(t, db.CreateConnector(ctx, testConnector(p.ID+"0", 1)))
+	must(t, db.CreateConnector(ctx, Connector(p.ID+"0", 1)))
 	for i := range 2 {
-		must(t, db.CreateConnector(ctx, testConnector(p.ID, i)))
+		must(t, db.CreateConnector(ctx, Connector(p.ID, i)))
 	}
 	for i := range 5 {
-		must(t, db.CreateDevice(ctx, testDevice(p.ID, i)))
+		must(t, db.CreateDevice(ctx, Device(p.ID, i)))
 	}
 	err := db.DeleteProject(ctx, p.ID)
 	wantCode(t, "DeleteProject", err, dcon.ECONFLICT)
@@ -360,10 +362,10 @@ func testDeleteProjectInUse(t *testing.T, db Store) {
 		t.Errorf("message %q, want %q", got, want)
 	}
 	for i := range 2 {
-		must(t, db.DeleteConnector(ctx, p.ID, testConnector(p.ID, i).ID))
+		must(t, db.DeleteConnector(ctx, p.ID, Connector(p.ID, i).ID))
 	}
 	for i := range 5 {
-		must(t, db.DeleteDevice(ctx, p.ID, testDevice(p.ID, i).ID))
+		must(t, db.DeleteDevice(ctx, p.ID, Device(p.ID, i).ID))
 	}
 	if err := db.DeleteProject(ctx, p.ID); err != nil {
 		t.Errorf("DeleteProject once empty: %v", err)
@@ -382,7 +384,7 @@ func testDeleteProjectRacesCreate(t *testing.T, db Store) {
 		var delErr error
 		wg.Go(func() { delErr = db.DeleteProject(ctx, p.ID) })
 		wg.Go(func() {
-			if err := db.CreateConnector(ctx, testConnector(p.ID, 1)); err != nil {
+			if err := db.CreateConnector(ctx, Connector(p.ID, 1)); err != nil {
 				t.Error(err)
 			}
 		})
