@@ -56,15 +56,15 @@ func (e *Error) Unwrap() error { return e.err }
 
 // statusError describes a non-2xx answer: "HTTP 503 Service Unavailable: <the
 // start of the body>".
-func statusError(conn *dcon.Connector, resp *http.Response, body []byte) error {
+func statusError(conn *dcon.Connector, status int, body []byte) error {
 	var b strings.Builder
 	b.WriteString("HTTP ")
-	b.WriteString(strconv.Itoa(resp.StatusCode))
-	if text := http.StatusText(resp.StatusCode); text != "" {
+	b.WriteString(strconv.Itoa(status))
+	if text := http.StatusText(status); text != "" {
 		b.WriteByte(' ')
 		b.WriteString(text)
 	}
-	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+	if status >= 300 && status <= 399 {
 		b.WriteString(" (redirects are not followed)")
 	}
 	keep := b.Len() + len(": ") + maxSnippet

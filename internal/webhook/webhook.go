@@ -5,7 +5,10 @@
 //
 // A [Client] owns its own HTTP transport: keep-alive connections pooled per
 // host, HTTP/2 when the server offers it, TLS 1.2 or later with certificates
-// always verified, no proxy, and redirects never followed. Every attempt is
+// always verified, no proxy, and redirects never followed. HTTP/1.1 is spoken
+// by a lean client of the package's own, which makes an attempt in the
+// caller's goroutine with one write and no per-request maps (h1.go); endpoints
+// that select h2 are left to net/http's transport. Every attempt is
 // bounded by one timeout covering the whole exchange, and the response body is
 // read only up to a small limit, so a slow or hostile receiver cannot hold an
 // attempt or its memory. With Config.Destinations, every dial resolves the
@@ -118,6 +121,9 @@ func (c *Config) validate() error {
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
+	if !validHeaderValue(c.UserAgent) {
+		return dcon.Errorf(dcon.EINVALID, "webhook user agent must not contain control characters")
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -126,11 +132,25 @@ func (c *Config) validate() error {
 
 // Client sends attempts. It is safe for concurrent use; make one per process
 // and share it, so connections are reused across connectors on the same host.
+//
+// Plain http:// endpoints and https:// endpoints that speak HTTP/1.1 are
+// served by a lean client of the package's own (h1.go): the attempt's
+// goroutine writes the request on a pooled keep-alive connection in one write
+// and reads the answer itself. Endpoints that select h2 in the TLS handshake
+// are remembered for a while and served by transport, net/http's, which
+// multiplexes their attempts on few connections.
 type Client struct {
 	cfg       Config
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls       *tls.Config // cloned per dial, with the endpoint's ServerName
 	transport *http.Transport
 	http      *http.Client
 	bufs      sync.Pool // of *[]byte: the buffers signatures are made in
+	readers   sync.Pool // of *bufio.Reader, lent to one exchange at a time
+	writers   sync.Pool // of *bufio.Writer, lent to one exchange at a time
+	idle      connPool  // the lean client's idle keep-alive connections
+	targets   targetCache
+	h2        h2Hosts
 }
 
 // New returns a Client configured by cfg. Its errors are *dcon.Error with code
@@ -144,34 +164,45 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Destinations != nil {
 		dial = newGuardedDialer(*cfg.Destinations, cfg.LookupIP, dialer).DialContext
 	}
-	t := &http.Transport{
+	c := &Client{
+		cfg:  cfg,
+		dial: dial,
+		tls: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			RootCAs:    cfg.RootCAs,
+			NextProtos: []string{"h2", "http/1.1"},
+		},
+	}
+	c.transport = &http.Transport{
 		Proxy:       nil, // endpoints are reached directly, whatever HTTPS_PROXY says
 		DialContext: dial,
+		// Every TLS connection is made by dialTLS, so that the lean client's
+		// first connection to an h2 endpoint can be handed over.
+		DialTLSContext: c.transportDialTLS,
 		TLSClientConfig: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
 		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       idleConnTimeout,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	c := &Client{
-		cfg:       cfg,
-		transport: t,
-		http: &http.Client{
-			Transport: t,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse // a 3xx is an answer, and a failure
-			},
+	c.http = &http.Client{
+		Transport: c.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a 3xx is an answer, and a failure
 		},
 	}
 	return c, nil
 }
 
 // Close closes the client's idle connections. Attempts in flight finish.
-func (c *Client) Close() { c.transport.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.idle.closeIdle()
+	c.transport.CloseIdleConnections()
+}
 
 // LoadRootCAs returns the system's certificate authorities plus those of the
 // PEM file caFile, for endpoints behind a private CA. An empty caFile returns
@@ -226,10 +257,37 @@ type Result struct {
 // attempt, and ErrTimeout when the attempt's own timeout did.
 func (c *Client) Send(ctx context.Context, conn *dcon.Connector, a Attempt) Result {
 	start := time.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, ErrTimeout)
-	defer cancel()
+	t, err := c.targets.get(conn.HTTP.URL)
+	if err == nil {
+		err = checkHeaders(conn.HTTP.Headers)
+	}
+	if err != nil {
+		return Result{Err: err, Duration: time.Since(start)}
+	}
+	var s signed
+	defer c.release(&s)
+	if err := c.sign(&s, conn, a, c.cfg.Now()); err != nil {
+		return Result{Err: err, Duration: time.Since(start)}
+	}
+	if t.lean && !(t.tls && c.h2.speaks(t.key, start)) {
+		return c.sendH1(ctx, conn, t, a, &s, start)
+	}
+	return c.sendHTTP(ctx, conn, a, &s, start, nil)
+}
 
-	req, err := c.newRequest(ctx, conn, a)
+// sendHTTP makes the attempt with net/http's transport: for endpoints that
+// speak HTTP/2, and URLs the lean client leaves to it. A non-nil probe is a
+// connection the lean client dialled and found speaking h2; the transport
+// gets it if it dials for this request, and it is closed otherwise.
+func (c *Client) sendHTTP(ctx context.Context, conn *dcon.Connector, a Attempt, s *signed, start time.Time, probe net.Conn) Result {
+	ctx, cancel := context.WithDeadlineCause(ctx, start.Add(c.cfg.Timeout), ErrTimeout)
+	defer cancel()
+	if probe != nil {
+		h := &handoff{conn: probe}
+		ctx = context.WithValue(ctx, handoffKey{}, h)
+		defer h.discard()
+	}
+	req, err := c.newRequest(ctx, conn, a, s)
 	if err != nil {
 		return Result{Err: err, Duration: time.Since(start)}
 	}
@@ -247,20 +305,17 @@ func (c *Client) Send(ctx context.Context, conn *dcon.Connector, a Attempt) Resu
 	snippet := c.drain(resp.Body, !ok)
 	res.Duration = time.Since(start)
 	if !ok {
-		res.Err = statusError(conn, resp, snippet)
+		res.Err = statusError(conn, resp.StatusCode, snippet)
 	}
 	return res
 }
 
-// newRequest builds the signed request for one attempt.
-func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt) (*http.Request, error) {
+// newRequest builds the signed request of one attempt for net/http.
+func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt, s *signed) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.HTTP.URL, bytes.NewReader(a.Body))
 	if err != nil {
 		// The error quotes the URL; say only what is wrong with it.
 		return nil, &Error{msg: "invalid endpoint URL", err: ErrInvalidURL}
-	}
-	if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
-		return nil, &Error{msg: "invalid endpoint URL: scheme must be https", err: ErrInvalidURL}
 	}
 	h := req.Header
 	for k, v := range conn.HTTP.Headers {
@@ -268,8 +323,16 @@ func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", c.cfg.UserAgent)
-	if err := c.sign(h, conn, a, c.cfg.Now()); err != nil {
-		return nil, err
+	if s.dt != nil {
+		h.Set(signature.DTHeader, string(s.dt))
+	}
+	if s.es != nil {
+		h.Set(signature.ES256Header, string(s.es))
+	}
+	if s.whSig != "" {
+		h.Set(signature.StandardIDHeader, s.whID)
+		h.Set(signature.StandardTimestampHeader, string(s.whTS))
+		h.Set(signature.StandardSignatureHeader, s.whSig)
 	}
 	return req, nil
 }
@@ -278,43 +341,78 @@ func (c *Client) newRequest(ctx context.Context, conn *dcon.Connector, a Attempt
 // for an X-Dt-Signature or a DT-Asymmetric-Signature.
 const signBufSize = 1 << 10
 
-// sign sets the signature headers of one attempt, all issued at now. The
-// tokens are made in a pooled buffer (a buffer of its own would escape to
-// the heap on every attempt) and copied into the headers.
-func (c *Client) sign(h http.Header, conn *dcon.Connector, a Attempt, now time.Time) error {
+// signed holds the signature headers of one attempt. The tokens are made in a
+// pooled buffer (a buffer of its own would escape to the heap on every
+// attempt), which release gives back once the request is written.
+type signed struct {
+	buf   *[]byte
+	dt    []byte // X-Dt-Signature, nil when not sent
+	es    []byte // DT-Asymmetric-Signature, nil when not sent
+	whTS  []byte // webhook-timestamp, with whID and whSig when whSig != ""
+	whID  string
+	whSig string
+}
+
+// sign makes the signature headers of one attempt into s, all issued at now.
+func (c *Client) sign(s *signed, conn *dcon.Connector, a Attempt, now time.Time) error {
 	bp, _ := c.bufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, signBufSize)
 		bp = &b
 	}
-	defer c.bufs.Put(bp)
+	s.buf = bp
 	buf := (*bp)[:0]
+	var dt, es, ts [2]int // offsets in buf, which may move as it grows
 	if secret := conn.HTTP.SignatureSecret; secret != "" {
-		tok := signature.AppendDT(buf, []byte(secret), a.Body, now, xid.New().String())
-		h.Set(signature.DTHeader, string(tok))
+		dt[0] = len(buf)
+		buf = signature.AppendDT(buf, []byte(secret), a.Body, now, xid.New().String())
+		dt[1] = len(buf)
 	}
 	if c.cfg.Keys != nil && !conn.HTTP.AsymmetricSignatureOff {
-		tok, err := c.cfg.Keys.Sign(buf, a.Body, now, c.cfg.Issuer, c.organization(conn.ProjectID))
-		if err != nil {
+		es[0] = len(buf)
+		var err error
+		if buf, err = c.cfg.Keys.Sign(buf, a.Body, now, c.cfg.Issuer, c.organization(conn.ProjectID)); err != nil {
+			*bp = buf[:0]
 			return &Error{msg: "sign " + signature.ES256Header, err: err}
 		}
-		h.Set(signature.ES256Header, string(tok))
+		es[1] = len(buf)
 	}
 	if secrets := conn.HTTP.StandardWebhookSecrets; len(secrets) > 0 {
 		keys := make([][]byte, len(secrets))
-		for i, s := range secrets {
-			key, err := signature.ParseWhsec(s)
+		for i, sec := range secrets {
+			key, err := signature.ParseWhsec(sec)
 			if err != nil {
 				// Validation keeps such secrets out; never send unsigned.
+				*bp = buf[:0]
 				return &Error{msg: "invalid Standard Webhooks secret " + strconv.Itoa(i), err: err}
 			}
 			keys[i] = key
 		}
-		h.Set(signature.StandardIDHeader, a.EventID)
-		h.Set(signature.StandardTimestampHeader, strconv.FormatInt(now.Unix(), 10))
-		h.Set(signature.StandardSignatureHeader, signature.StandardSignAll(keys, a.EventID, now, a.Body))
+		ts[0] = len(buf)
+		buf = strconv.AppendInt(buf, now.Unix(), 10)
+		ts[1] = len(buf)
+		s.whID = a.EventID
+		s.whSig = signature.StandardSignAll(keys, a.EventID, now, a.Body)
+	}
+	*bp = buf[:0]
+	if dt[1] > 0 {
+		s.dt = buf[dt[0]:dt[1]]
+	}
+	if es[1] > 0 {
+		s.es = buf[es[0]:es[1]]
+	}
+	if ts[1] > 0 {
+		s.whTS = buf[ts[0]:ts[1]]
 	}
 	return nil
+}
+
+// release gives s's buffer back to the pool; s must not be used after.
+func (c *Client) release(s *signed) {
+	if s.buf != nil {
+		c.bufs.Put(s.buf)
+		*s = signed{}
+	}
 }
 
 // organization is the sub claim for a project's events.
