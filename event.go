@@ -1,6 +1,7 @@
 package dcon
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -59,7 +60,40 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // AppendTime appends t in [TimeLayout], in UTC.
-func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, TimeLayout) }
+func AppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	// What AppendFormat writes for TimeLayout, without interpreting it.
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends n, which is not negative and has at most width
+// digits, zero-padded to width digits.
+func appendDigits(dst []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(dst, buf[:width]...)
+}
 
 // Event is one thing that happened on a device.
 type Event struct {
@@ -77,15 +111,38 @@ type Event struct {
 // AppendJSON appends the event's envelope as compact JSON, its keys in the
 // contract's order: eventId, targetName, eventType, data, timestamp.
 func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = slices.Grow(dst, e.JSONLen())
 	dst = append(dst, `{"eventId":`...)
-	dst = strconv.AppendQuote(dst, e.ID)
+	dst = appendQuote(dst, e.ID)
 	dst = append(dst, `,"targetName":`...)
-	dst = strconv.AppendQuote(dst, e.TargetName)
+	dst = appendQuote(dst, e.TargetName)
 	dst = append(dst, `,"eventType":`...)
-	dst = strconv.AppendQuote(dst, string(e.Type))
+	dst = appendQuote(dst, string(e.Type))
 	dst = append(dst, `,"data":`...)
 	dst = append(dst, e.Data...)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = AppendTime(dst, e.Timestamp)
 	return append(dst, `"}`...)
+}
+
+// JSONLen is the length of the envelope AppendJSON appends when its strings
+// need no escaping, as dcon's ids, names and types never do: the capacity to
+// render it in.
+func (e *Event) JSONLen() int {
+	const fixed = len(`{"eventId":"","targetName":"","eventType":"","data":,"timestamp":""}`) + len(TimeLayout)
+	return fixed + len(e.ID) + len(e.TargetName) + len(e.Type) + len(e.Data)
+}
+
+// appendQuote appends s quoted as strconv.AppendQuote does, without its cost
+// for the strings of printable ASCII without quotes or backslashes that ids,
+// resource names and event types are.
+func appendQuote(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(dst, s)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

@@ -65,6 +65,15 @@ func ParseEventData(t EventType, raw []byte, now time.Time) ([]byte, error) {
 	if len(raw) > MaxEventDataLen {
 		return nil, Errorf(EINVALID, "%s: event data over %d bytes", t, MaxEventDataLen)
 	}
+	if out, ok := fastEventData(t, raw, now); ok {
+		return out, nil
+	}
+	return parseEventData(t, raw, now)
+}
+
+// parseEventData is the general path of ParseEventData, for every input the
+// fast path declines; it is the reference the fast path agrees with.
+func parseEventData(t EventType, raw []byte, now time.Time) ([]byte, error) {
 	var v any
 	var err error
 	switch t {
@@ -620,8 +629,8 @@ func (o *object) number(name string, required bool, lo, hi float64) float64 {
 		o.fail(name, "must be a number")
 		return 0
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+	f, ok := parseFinite(raw)
+	if !ok {
 		o.fail(name, "must be a finite number")
 		return 0
 	}
@@ -642,15 +651,8 @@ func (o *object) integer(name string, required bool, lo, hi int64) int64 {
 		o.fail(name, "must be an integer")
 		return 0
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		// A fraction or an exponent: accept the number if it is integral.
-		f, ferr := strconv.ParseFloat(string(raw), 64)
-		if ferr == nil && f == math.Trunc(f) && math.Abs(f) <= maxSafe {
-			n, err = int64(f), nil
-		}
-	}
-	if err != nil || n < -maxSafe || n > maxSafe {
+	n, ok := parseIntegral(raw)
+	if !ok {
 		o.fail(name, "must be an integer")
 		return 0
 	}
@@ -742,6 +744,11 @@ func parseEventTime(raw json.RawMessage) (time.Time, bool) {
 	if firstByte(raw) != '"' || json.Unmarshal(raw, &s) != nil {
 		return time.Time{}, false
 	}
+	return parseTimeText(s)
+}
+
+// parseTimeText parses an RFC 3339 time whose UTC form has a four-digit year.
+func parseTimeText(s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, false
@@ -852,6 +859,32 @@ func (o *object) errorCode(name string) json.RawMessage {
 	return nil
 }
 
+// parseFinite parses raw, a JSON number, as a finite float64.
+func parseFinite(raw []byte) (float64, bool) {
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+// parseIntegral parses raw, a JSON number, as an integer of at most maxSafe
+// in magnitude; 5.0 and 5e0 are read as 5.
+func parseIntegral(raw []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		// A fraction or an exponent: accept the number if it is integral.
+		f, ferr := strconv.ParseFloat(string(raw), 64)
+		if ferr == nil && f == math.Trunc(f) && math.Abs(f) <= maxSafe {
+			n, err = int64(f), nil
+		}
+	}
+	if err != nil || n < -maxSafe || n > maxSafe {
+		return 0, false
+	}
+	return n, true
+}
+
 // firstByte returns the first byte of raw that is not JSON white space, or 0.
 func firstByte(raw []byte) byte {
 	for _, c := range raw {
@@ -888,4 +921,405 @@ func quoteName(s string) string {
 		return strconv.Quote(s[:limit]) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// The fast path of ParseEventData.
+//
+// Almost every published event is a small flat object of one of the simple
+// types, {"value":21.5}. fastEventData reads those with no map, no
+// reflection and one allocation, the output. It takes only what it is sure
+// of: a JSON object whose members are scalars (numbers, strings of printable
+// ASCII without escapes, true, false, null), each a known field of the type,
+// each once, every value valid, and samples absent or null. It declines
+// everything else — every input that ParseEventData refuses among them — and
+// the general path, the reference, takes it: FuzzFastEventData checks that
+// the two agree on every input the fast path takes.
+
+// fastKind is how the fast path reads and writes a field.
+type fastKind uint8
+
+const (
+	fastNumber  fastKind = iota // a finite number in [lo, hi], required
+	fastInteger                 // an integral number in [lo, hi], required
+	fastEnum                    // one of values, required
+	fastBool                    // a boolean, false by default
+	fastTime                    // updateTime: an RFC 3339 time, now by default
+	fastSamples                 // samples: absent or null, one sample of the numbers at updateTime
+)
+
+// fastField is one field of an event type of the fast path.
+type fastField struct {
+	name   string
+	kind   fastKind
+	lo, hi float64  // fastNumber, fastInteger
+	values []string // fastEnum
+}
+
+// The event types of the fast path, their fields in the order of the output:
+// the order of the general path's structs.
+var (
+	fastTouch              = []fastField{{name: "updateTime", kind: fastTime}}
+	fastTemperature        = []fastField{{name: "value", kind: fastNumber, lo: noMin, hi: noMax}, {name: "isBackfilled", kind: fastBool}, {name: "samples", kind: fastSamples}, {name: "updateTime", kind: fastTime}}
+	fastObjectPresent      = []fastField{{name: "state", kind: fastEnum, values: presenceStates}, {name: "updateTime", kind: fastTime}}
+	fastHumidity           = []fastField{{name: "temperature", kind: fastNumber, lo: noMin, hi: noMax}, {name: "relativeHumidity", kind: fastNumber, lo: 0, hi: 100}, {name: "samples", kind: fastSamples}, {name: "isBackfilled", kind: fastBool}, {name: "updateTime", kind: fastTime}}
+	fastObjectPresentCount = []fastField{{name: "total", kind: fastInteger, lo: 0, hi: maxSafe}, {name: "updateTime", kind: fastTime}}
+	fastWaterPresent       = []fastField{{name: "state", kind: fastEnum, values: presenceStates}, {name: "updateTime", kind: fastTime}}
+	fastCO2                = []fastField{{name: "ppm", kind: fastNumber, lo: 0, hi: noMax}, {name: "updateTime", kind: fastTime}}
+	fastPressure           = []fastField{{name: "pascal", kind: fastNumber, lo: 0, hi: noMax}, {name: "updateTime", kind: fastTime}}
+	fastMotion             = []fastField{{name: "state", kind: fastEnum, values: motionStates}, {name: "updateTime", kind: fastTime}}
+	fastContact            = []fastField{{name: "state", kind: fastEnum, values: contactStates}, {name: "updateTime", kind: fastTime}}
+	fastProbeWireStatus    = []fastField{{name: "state", kind: fastEnum, values: probeWireStates}, {name: "updateTime", kind: fastTime}}
+	fastBatteryStatus      = []fastField{{name: "percentage", kind: fastInteger, lo: 0, hi: 100}, {name: "updateTime", kind: fastTime}}
+)
+
+// fastFields returns the fields of an event type of the fast path, or nil.
+func fastFields(t EventType) []fastField {
+	switch t {
+	case EventTouch:
+		return fastTouch
+	case EventTemperature:
+		return fastTemperature
+	case EventObjectPresent:
+		return fastObjectPresent
+	case EventHumidity:
+		return fastHumidity
+	case EventObjectPresentCount, EventTouchCount:
+		return fastObjectPresentCount
+	case EventWaterPresent:
+		return fastWaterPresent
+	case EventCO2:
+		return fastCO2
+	case EventPressure:
+		return fastPressure
+	case EventMotion:
+		return fastMotion
+	case EventContact:
+		return fastContact
+	case EventProbeWireStatus:
+		return fastProbeWireStatus
+	case EventBatteryStatus:
+		return fastBatteryStatus
+	}
+	return nil
+}
+
+// maxFastMembers bounds the members of an object the fast path reads; no
+// type of the fast path has more fields.
+const maxFastMembers = 5
+
+// fastValue is a field's value as the fast path read it.
+type fastValue struct {
+	f    float64 // fastNumber
+	n    int64   // fastInteger
+	s    string  // fastEnum: one of the field's values
+	b    bool    // fastBool
+	time time.Time
+}
+
+// fastEventData is the fast path of ParseEventData: its output, and true, or
+// false when it declines raw.
+func fastEventData(t EventType, raw []byte, now time.Time) ([]byte, bool) {
+	fields := fastFields(t)
+	if fields == nil {
+		return nil, false
+	}
+	var members [maxFastMembers][2][]byte // key, value
+	n, ok := scanFlat(raw, &members)
+	if !ok {
+		return nil, false
+	}
+	var given [maxFastMembers][]byte // by field: the value, nil if absent or null
+	for _, m := range members[:n] {
+		i := slices.IndexFunc(fields, func(f fastField) bool { return f.name == string(m[0]) })
+		if i < 0 {
+			return nil, false
+		}
+		if m[1][0] != 'n' {
+			given[i] = m[1]
+		}
+	}
+	var vals [maxFastMembers]fastValue
+	updateTime := now
+	for i, f := range fields {
+		v, ok := fastRead(f, given[i])
+		if !ok {
+			return nil, false
+		}
+		if f.kind == fastTime && given[i] != nil {
+			updateTime = v.time
+		}
+		vals[i] = v
+	}
+	return appendFast(make([]byte, 0, fastLen(t, fields)), t, fields, vals[:len(fields)], updateTime), true
+}
+
+// fastRead reads the value raw of field f, nil when absent or null, or
+// returns false.
+func fastRead(f fastField, raw []byte) (fastValue, bool) {
+	var v fastValue
+	if raw == nil {
+		required := f.kind == fastNumber || f.kind == fastInteger || f.kind == fastEnum
+		return v, !required
+	}
+	ok := false
+	switch f.kind {
+	case fastNumber:
+		if isNumber(raw) {
+			v.f, ok = parseFinite(raw)
+			ok = ok && v.f >= f.lo && v.f <= f.hi
+		}
+	case fastInteger:
+		if isNumber(raw) {
+			v.n, ok = parseIntegral(raw)
+			ok = ok && float64(v.n) >= f.lo && float64(v.n) <= f.hi
+		}
+	case fastEnum:
+		if raw[0] == '"' {
+			i := slices.Index(f.values, string(raw[1:len(raw)-1]))
+			if ok = i >= 0; ok {
+				v.s = f.values[i]
+			}
+		}
+	case fastBool:
+		v.b, ok = string(raw) == "true", raw[0] == 't' || raw[0] == 'f'
+	case fastTime:
+		if raw[0] == '"' {
+			v.time, ok = parseTimeText(string(raw[1 : len(raw)-1]))
+		}
+	}
+	return v, ok
+}
+
+// appendFast appends {"<t>":{...}}, the output of the general path for the
+// values of fields. Numbers and the time, which samples repeat, are
+// formatted once.
+func appendFast(dst []byte, t EventType, fields []fastField, vals []fastValue, updateTime time.Time) []byte {
+	var timeBuf [len(TimeLayout) + 2]byte
+	timeText := appendQuotedTime(timeBuf[:0], updateTime)
+	var numBuf [maxFastMembers][32]byte
+	var nums [maxFastMembers][]byte
+	for i, f := range fields {
+		if f.kind == fastNumber {
+			nums[i] = appendFloat(numBuf[i][:0], vals[i].f)
+		}
+	}
+	dst = append(dst, `{"`...)
+	dst = append(dst, t...)
+	dst = append(dst, `":{`...)
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, f.name...)
+		dst = append(dst, `":`...)
+		switch v := vals[i]; f.kind {
+		case fastNumber:
+			dst = append(dst, nums[i]...)
+		case fastInteger:
+			dst = strconv.AppendInt(dst, v.n, 10)
+		case fastEnum:
+			dst = append(dst, '"')
+			dst = append(dst, v.s...)
+			dst = append(dst, '"')
+		case fastBool:
+			dst = strconv.AppendBool(dst, v.b)
+		case fastTime:
+			dst = append(dst, timeText...)
+		case fastSamples:
+			dst = append(dst, "[{"...)
+			for j, g := range fields {
+				if g.kind == fastNumber {
+					dst = append(dst, '"')
+					dst = append(dst, g.name...)
+					dst = append(dst, `":`...)
+					dst = append(dst, nums[j]...)
+					dst = append(dst, ',')
+				}
+			}
+			dst = append(dst, `"sampleTime":`...)
+			dst = append(dst, timeText...)
+			dst = append(dst, "}]"...)
+		}
+	}
+	return append(dst, "}}"...)
+}
+
+// fastLen bounds the length of appendFast's output for fields.
+func fastLen(t EventType, fields []fastField) int {
+	const value = 32 // a number (24 at most), an integer, a quoted time (29)
+	n := len(t) + 8
+	for _, f := range fields {
+		n += len(f.name) + 4 + value
+		if f.kind == fastEnum {
+			n += len("INVALID_COEFFICIENT_CONFIGURATION")
+		}
+		if f.kind == fastSamples {
+			n += len(`[{"sampleTime":}]`) + value
+			for _, g := range fields {
+				if g.kind == fastNumber {
+					n += len(g.name) + 4 + value
+				}
+			}
+		}
+	}
+	return n
+}
+
+func appendQuotedTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = AppendTime(dst, t)
+	return append(dst, '"')
+}
+
+// appendFloat appends f as encoding/json writes a float64.
+func appendFloat(dst []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9, as encoding/json writes it.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// scanFlat reads raw as a JSON object of at most maxFastMembers members, each
+// with a distinct key of printable ASCII without escapes and a scalar value:
+// a number, true, false, null, or a string of printable ASCII without escapes.
+// It stores each member's key (without quotes) and value (as written) in
+// members and returns their number, or false when raw is anything else.
+func scanFlat(raw []byte, members *[maxFastMembers][2][]byte) (int, bool) {
+	i := skipSpaces(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
+		return 0, false
+	}
+	i = skipSpaces(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return 0, skipSpaces(raw, i+1) == len(raw)
+	}
+	for n := 0; n < maxFastMembers; n++ {
+		end, ok := scanPlainString(raw, i)
+		if !ok {
+			return 0, false
+		}
+		key := raw[i+1 : end-1]
+		for _, m := range members[:n] {
+			if string(m[0]) == string(key) {
+				return 0, false // the general path keeps the last
+			}
+		}
+		if i = skipSpaces(raw, end); i == len(raw) || raw[i] != ':' {
+			return 0, false
+		}
+		i = skipSpaces(raw, i+1)
+		if end, ok = scanScalar(raw, i); !ok {
+			return 0, false
+		}
+		members[n] = [2][]byte{key, raw[i:end]}
+		if i = skipSpaces(raw, end); i == len(raw) {
+			return 0, false
+		}
+		switch raw[i] {
+		case '}':
+			return n + 1, skipSpaces(raw, i+1) == len(raw)
+		case ',':
+			i = skipSpaces(raw, i+1)
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// skipSpaces returns the index of the first byte of b at or after i that is
+// not JSON white space, or len(b).
+func skipSpaces(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanPlainString returns the index after the string at b[i] if it is a JSON
+// string of printable ASCII without escapes.
+func scanPlainString(b []byte, i int) (int, bool) {
+	if i == len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// scanScalar returns the index after the scalar value at b[i]: a plain
+// string (scanPlainString), true, false, null or a JSON number.
+func scanScalar(b []byte, i int) (int, bool) {
+	if i == len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		return scanPlainString(b, i)
+	case 't':
+		return i + 4, bytes.HasPrefix(b[i:], []byte("true"))
+	case 'f':
+		return i + 5, bytes.HasPrefix(b[i:], []byte("false"))
+	case 'n':
+		return i + 4, bytes.HasPrefix(b[i:], []byte("null"))
+	}
+	return scanNumber(b, i)
+}
+
+// scanNumber returns the index after the JSON number at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }

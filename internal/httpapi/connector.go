@@ -369,7 +369,11 @@ func (a *api) connectorIDs(r *http.Request) (projectID, id, verb string, err err
 // projectID reads the project id of the path and checks that the project
 // exists (when the server has a project store).
 func (a *api) projectID(r *http.Request) (string, error) {
-	p := r.PathValue("p")
+	return a.checkProjectID(r, r.PathValue("p"))
+}
+
+// checkProjectID is projectID for p, the value of the path's {p}.
+func (a *api) checkProjectID(r *http.Request, p string) (string, error) {
 	if !dcon.ValidProjectID(p) {
 		return "", dcon.Errorf(dcon.ENOTFOUND, "project %q not found", p)
 	}

@@ -72,10 +72,16 @@ func validateLabels(labels map[string]string) error {
 // deviceIDs reads and checks the project and device ids of the path. An id that
 // cannot exist is not found. verb is the custom method, if any.
 func (a *api) deviceIDs(r *http.Request) (projectID, id, verb string, err error) {
-	if projectID, err = a.projectID(r); err != nil {
+	return a.checkDeviceIDs(r, r.PathValue("p"), r.PathValue("d"))
+}
+
+// checkDeviceIDs is deviceIDs for the values p and d of the path's {p} and
+// {d}.
+func (a *api) checkDeviceIDs(r *http.Request, p, d string) (projectID, id, verb string, err error) {
+	if projectID, err = a.checkProjectID(r, p); err != nil {
 		return "", "", "", err
 	}
-	id, verb = splitVerb(r.PathValue("d"))
+	id, verb = splitVerb(d)
 	if !dcon.ValidDeviceID(id) {
 		return "", "", "", dcon.Errorf(dcon.ENOTFOUND, "device %q not found", id)
 	}
@@ -215,7 +221,13 @@ func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 
 // postDevice serves the custom methods of a device: only :publish.
 func (a *api) postDevice(w http.ResponseWriter, r *http.Request) error {
-	p, id, verb, err := a.deviceIDs(r)
+	return a.postDeviceAt(w, r, r.PathValue("p"), r.PathValue("d"))
+}
+
+// postDeviceAt is postDevice for the values p and d of the path's {p} and
+// {d}; the fast path of routing calls it directly.
+func (a *api) postDeviceAt(w http.ResponseWriter, r *http.Request, p, d string) error {
+	p, id, verb, err := a.checkDeviceIDs(r, p, d)
 	if err != nil {
 		return err
 	}
@@ -244,7 +256,14 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request, projectID, deviceI
 	if err != nil {
 		return err
 	}
-	a.write(w, http.StatusOK, ev.AppendJSON(nil))
+	// The envelope is rendered in a pooled buffer: Write copies it.
+	bp, _ := a.answers.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = ev.AppendJSON((*bp)[:0])
+	a.write(w, http.StatusOK, *bp)
+	a.answers.Put(bp)
 	return nil
 }
 

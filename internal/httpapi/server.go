@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"dcon"
@@ -104,6 +105,11 @@ type api struct {
 	access           dcon.AccessStore
 	keyMaker         KeyMaker
 	mux              *http.ServeMux
+
+	// Header values every answer shares (see setShared).
+	nosniff, jsonType []string
+	// answers holds *[]byte buffers to render published events' envelopes in.
+	answers sync.Pool
 }
 
 // Handler returns the http.Handler that serves the API under /v2.
@@ -125,6 +131,8 @@ func (s *Server) Handler() http.Handler {
 		access:           s.Access,
 		keyMaker:         s.KeyMaker,
 		mux:              http.NewServeMux(),
+		nosniff:          []string{"nosniff"},
+		jsonType:         []string{"application/json"},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -186,8 +194,14 @@ func (a *api) handle(pattern string, h func(http.ResponseWriter, *http.Request) 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := a.now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	sw.Header().Set("X-Content-Type-Options", "nosniff")
-	if h, pattern := a.mux.Handler(r); pattern == "" {
+	a.setShared(sw.Header(), "X-Content-Type-Options", a.nosniff, "nosniff")
+	if p, d, ok := publishRoute(r); ok {
+		// What the ServeMux would do, without matching twice.
+		r.Pattern = publishPattern
+		if err := a.postDeviceAt(sw, r, p, d); err != nil {
+			a.writeError(sw, r, err)
+		}
+	} else if h, pattern := a.mux.Handler(r); pattern == "" {
 		a.unrouted(sw, r, h)
 	} else {
 		a.mux.ServeHTTP(sw, r)
@@ -199,6 +213,56 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", sw.status),
 			slog.Duration("duration", a.now().Sub(start)))
 	}
+}
+
+// publishPattern is the route of POST …/devices/{d}:publish.
+const publishPattern = "POST /v2/projects/{p}/devices/{d}"
+
+// publishRoute is the fast path of routing, for the call that dominates:
+// POST …/devices/{d}:publish. When r certainly matches publishPattern — POST,
+// a path of the pattern's shape that the ServeMux would neither clean nor
+// unescape, its segments made only of letters, digits and "-_:" — it returns
+// the values of {p} and {d}; otherwise ok is false and the ServeMux routes r.
+// TestPublishRouteAgreesWithServeMux checks that the two agree.
+func publishRoute(r *http.Request) (p, d string, ok bool) {
+	if r.Method != http.MethodPost || r.URL.RawPath != "" {
+		return "", "", false
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v2/projects/")
+	if !ok {
+		return "", "", false
+	}
+	p, d, ok = strings.Cut(rest, "/devices/")
+	if !ok || !plainSegment(p) || !plainSegment(d) {
+		return "", "", false
+	}
+	return p, d, true
+}
+
+// plainSegment reports whether s is a non-empty path segment that needs no
+// cleaning or unescaping: letters, digits and "-_:" only.
+func plainSegment(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// setShared sets header key, in canonical form, to value. shared holds value
+// and is shared by every answer instead of allocated for each (nothing
+// changes a header value in place); it is nil in the small apis that the
+// Guard, the KeyServer and the rate limiter make, which allocate.
+func (a *api) setShared(h http.Header, key string, shared []string, value string) {
+	if shared == nil {
+		shared = []string{value}
+	}
+	h[key] = shared
 }
 
 // unrouted runs ServeMux's handler for a request that matched no pattern and
@@ -243,7 +307,7 @@ func (a *api) respond(w http.ResponseWriter, status int, v any) error {
 // write writes body, which is JSON, with the given status.
 func (a *api) write(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	a.setShared(h, "Content-Type", a.jsonType, "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)

@@ -147,7 +147,22 @@ func (in *Ingester) newEvent(dev *dcon.Device, t dcon.EventType, data json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	return &dcon.Event{ID: xid.New().String(), TargetName: dev.Name(), Type: t, Data: body, Timestamp: now}, nil
+	id, target := newEventNames(dev)
+	return &dcon.Event{ID: id, TargetName: target, Type: t, Data: body, Timestamp: now}, nil
+}
+
+// newEventNames returns a new event id and dev's resource name, the event's
+// targetName, made in one allocation.
+func newEventNames(dev *dcon.Device) (id, target string) {
+	const prefix, devices = "projects/", "/devices/"
+	b := make([]byte, 0, dcon.IDLen+len(prefix)+len(dev.ProjectID)+len(devices)+len(dev.ID))
+	b = xid.New().Encode(b[:dcon.IDLen])
+	b = append(b, prefix...)
+	b = append(b, dev.ProjectID...)
+	b = append(b, devices...)
+	b = append(b, dev.ID...)
+	s := string(b)
+	return s[:dcon.IDLen], s[dcon.IDLen:]
 }
 
 // SetDeviceLabels replaces a device's labels and publishes a labelsChanged event
@@ -295,7 +310,7 @@ func (in *Ingester) appendRoute(ds []dcon.Delivery, ev *dcon.Event, dev *dcon.De
 			envelope = ev.AppendJSON(slices.Grow((*bp)[:0], 256+len(ev.Data)))
 			ds = slices.Grow(ds, len(conns))
 		}
-		body := AppendBody(make([]byte, 0, len(envelope)+160), envelope, dev, c.Labels)
+		body := AppendBody(make([]byte, 0, bodyLen(envelope, dev, c.Labels)), envelope, dev, c.Labels)
 		ds = append(ds, dcon.Delivery{
 			ConnectorID: c.ID,
 			ProjectID:   dev.ProjectID,

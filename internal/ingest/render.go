@@ -31,6 +31,20 @@ func AppendBody(dst, event []byte, dev *dcon.Device, labelKeys []string) []byte 
 	return append(dst, `}}`...)
 }
 
+// bodyLen is the length of the body AppendBody appends when none of its
+// strings needs escaping: the capacity to render it in, so that it takes one
+// allocation.
+func bodyLen(event []byte, dev *dcon.Device, labelKeys []string) int {
+	const fixed = len(`{"event":,"labels":{},"metadata":{"deviceId":"","projectId":"","deviceType":"","productNumber":""}}`)
+	n := fixed + len(event) + len(dev.ID) + len(dev.ProjectID) + len(dev.Type) + len(dev.ProductNumber)
+	for _, k := range labelKeys {
+		if v, ok := dev.Labels[k]; ok {
+			n += len(`"":"",`) + len(k) + len(v)
+		}
+	}
+	return n
+}
+
 // appendLabels appends the members of labels whose keys are in keys, sorted by
 // key, each once.
 func appendLabels(dst []byte, labels map[string]string, keys []string) []byte {
