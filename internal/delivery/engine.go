@@ -112,7 +112,8 @@ type Engine struct {
 	flows   *flows
 
 	inFlight atomic.Int64   // attempts under way
-	wg       sync.WaitGroup // attempts under way
+	wg       sync.WaitGroup // attempts under way, and acks not yet committed
+	acks     *acker         // commits the acks of attempts, in batches
 	jobs     chan job       // attempts handed to an idle worker (unbuffered)
 	quit     chan struct{}  // closed by Stop: idle workers end
 	quitOnce sync.Once
@@ -136,7 +137,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	run, cancel := context.WithCancel(context.Background())
 	backlog, _ := cfg.Queue.(dcon.BacklogQueue)
-	return &Engine{
+	e := &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		backlog:   backlog,
@@ -148,7 +149,11 @@ func New(cfg Config) (*Engine, error) {
 		cancelRun: cancel,
 		stopPoll:  make(chan struct{}),
 		pollDone:  make(chan struct{}),
-	}, nil
+	}
+	// Acks are recorded even while stopping: an attempt that finished must
+	// not be repeated for want of its ack.
+	e.acks = newAcker(context.WithoutCancel(run), cfg.Queue, cfg.Logger, func(n int) { e.wg.Add(-n) })
+	return e, nil
 }
 
 // Start recovers what a previous process left in flight and starts polling
@@ -201,7 +206,8 @@ func (e *Engine) assumeBacklogs(ctx context.Context) error {
 
 // Stop stops polling and waits for attempts under way to finish, until ctx is
 // done; then it cancels them. Cancelled attempts keep their lease and are
-// retried by the next process that starts on the same queue.
+// retried by the next process that starts on the same queue. Either way, the
+// acks of the attempts that succeeded are committed before it returns.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() { close(e.stopPoll) })
 	if e.started.Load() {
@@ -224,8 +230,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 }
 
-// Wait blocks until no attempt is under way. Call it only when nothing
-// launches attempts concurrently (no Dispatch, no poller), as tests do.
+// Wait blocks until no attempt is under way and every ack is committed. Call
+// it only when nothing launches attempts concurrently (no Dispatch, no
+// poller), as tests do.
 func (e *Engine) Wait() { e.wg.Wait() }
 
 // InFlight returns the number of attempts under way.
@@ -492,7 +499,7 @@ func (e *Engine) attempt(d dcon.Delivery, t ticket) {
 	if !ok || c.Status != dcon.StatusActive {
 		// Deleted or disabled: its queue was dropped; this copy goes too.
 		e.flows.release(d.ConnectorID, t)
-		e.ack(store, d)
+		e.ack(d)
 		return
 	}
 	if now := e.cfg.Now(); d.Expired(now) {
@@ -516,7 +523,7 @@ func (e *Engine) attempt(d dcon.Delivery, t ticket) {
 		})
 	}
 	if res.Err == nil {
-		e.ack(store, d)
+		e.ack(d)
 		return
 	}
 	d.LastError = res.Err.Error()
@@ -553,10 +560,120 @@ func (e *Engine) park(ctx context.Context, d dcon.Delivery) {
 	e.flows.parked(d.ConnectorID, d.EventID, e.cfg.Now())
 }
 
-func (e *Engine) ack(ctx context.Context, d dcon.Delivery) {
-	if err := e.cfg.Queue.Ack(ctx, []dcon.Delivery{d}); err != nil {
-		e.log.Error("ack a delivery; it may be delivered again",
-			"connector", d.ConnectorID, "event", d.EventID, "err", err)
+// ack hands d over to the acker, which removes it from the queue with the
+// acks of other attempts, and returns at once: d's lease keeps it from being
+// claimed again until then. Wait and Stop wait for the commit.
+func (e *Engine) ack(d dcon.Delivery) {
+	e.wg.Add(1) // while the attempt holds it: never from zero
+	e.acks.add(d)
+}
+
+// ackBatch is the most acks one Queue.Ack commits.
+const ackBatch = 1024
+
+// ackBacklog bounds the acks waiting for a commit: an attempt that would
+// hand over more commits its own ack, as if there were no acker, so that a
+// store slower than the endpoints slows the attempts down rather than grows
+// the memory — without the attempt holding a worker while it waits for room.
+const ackBacklog = 16 * ackBatch
+
+// ackCommitters is how many batches may commit at once: one is enough for
+// Pebble (its commit pipeline groups them anyway); a store whose Ack is a
+// round trip per delivery (JetStream) needs several batches under way to
+// keep up with the attempts.
+const ackCommitters = 4
+
+// acker commits acks in batches, group-commit style: the first ack starts a
+// commit at once, on a goroutine of its own, and the acks handed over while
+// it runs make the next one, until none is left; then the goroutine ends.
+// While a full batch waits, up to ackCommitters goroutines commit at once. A
+// failed batch is logged and not retried — its deliveries are delivered
+// again when their leases end —, and the next batch is committed as usual.
+type acker struct {
+	ctx   context.Context
+	queue dcon.Queue
+	log   *slog.Logger
+	done  func(n int) // n acks are committed, or failed
+
+	mu      sync.Mutex
+	pending []dcon.Delivery
+	spare   []dcon.Delivery // a committed batch's array, for reuse
+	running int             // goroutines committing pending
+}
+
+func newAcker(ctx context.Context, q dcon.Queue, log *slog.Logger, done func(n int)) *acker {
+	return &acker{ctx: ctx, queue: q, log: log, done: done}
+}
+
+// add hands d over to be acked. When ackBacklog acks wait already, it
+// commits d itself before it returns.
+func (a *acker) add(d dcon.Delivery) {
+	d.Body = nil // Ack needs the ids and the Due; the body can go now
+	a.mu.Lock()
+	if len(a.pending) >= ackBacklog {
+		a.mu.Unlock()
+		a.commit([]dcon.Delivery{d})
+		return
+	}
+	a.pending = append(a.pending, d)
+	start := a.running == 0 || len(a.pending) > ackBatch && a.running < ackCommitters
+	if start {
+		a.running++
+	}
+	a.mu.Unlock()
+	if start {
+		go a.run()
+	}
+}
+
+// run commits batches until nothing is pending.
+func (a *acker) run() {
+	var batch []dcon.Delivery
+	for {
+		a.mu.Lock()
+		if batch != nil && a.spare == nil {
+			clear(batch)
+			a.spare = batch[:0]
+		}
+		batch = a.take()
+		if len(batch) == 0 {
+			a.running--
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		a.commit(batch)
+	}
+}
+
+// take removes up to ackBatch acks from pending and returns them.
+func (a *acker) take() []dcon.Delivery {
+	spare := a.spare // no other committer holds it
+	a.spare = nil
+	if len(a.pending) <= ackBatch {
+		batch := a.pending
+		a.pending = spare
+		return batch
+	}
+	batch := append(spare, a.pending[:ackBatch]...)
+	n := copy(a.pending, a.pending[ackBatch:])
+	clear(a.pending[n:])
+	a.pending = a.pending[:n]
+	return batch
+}
+
+// commit acks one batch.
+func (a *acker) commit(batch []dcon.Delivery) {
+	defer a.done(len(batch))
+	err := a.queue.Ack(a.ctx, batch)
+	switch {
+	case err == nil:
+	case len(batch) == 1:
+		a.log.Error("ack a delivery; it may be delivered again",
+			"connector", batch[0].ConnectorID, "event", batch[0].EventID, "err", err)
+	default:
+		a.log.Error("ack deliveries; they may be delivered again", "count", len(batch),
+			"connector", batch[0].ConnectorID, "event", batch[0].EventID, "err", err)
 	}
 }
 

@@ -382,7 +382,11 @@ func setRecord(b *pebble.Batch, mKey []byte, d *dcon.Delivery, due int64) error 
 	return nil
 }
 
-// Ack deletes the records of ds and their d entries, without syncing.
+// Ack deletes the records of ds and their d entries, without syncing. It
+// reads each record's key first: the counts of QueueStats subtract only the
+// records it finds, not those that are gone already (dropped with their
+// connector, expired, or acked before) — the counts are per connector and do
+// not know which records are queued.
 func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -416,11 +420,32 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	if err != nil {
 		return err
 	}
+	if len(ds) > 1 {
+		foundOnce(ds, found)
+	}
 	if err := e.commit(b, pebble.NoSync); err != nil {
 		return unavailable(err, "ack %d deliveries", len(ds))
 	}
 	db.countRemoved(ds, found)
 	return nil
+}
+
+// foundOnce keeps found set only for the first of the deliveries of ds that
+// have the same ids, so that a record acked twice in one batch (the delivery
+// engine acks in batches) is counted once.
+func foundOnce(ds []dcon.Delivery, found []bool) {
+	seen := make(map[[2]string]struct{}, len(ds))
+	for i := range ds {
+		if !found[i] {
+			continue
+		}
+		k := [2]string{ds[i].ConnectorID, ds[i].EventID}
+		if _, ok := seen[k]; ok {
+			found[i] = false
+			continue
+		}
+		seen[k] = struct{}{}
+	}
 }
 
 // Retry rewrites d's record with its Attempts and LastError, due at at, without
