@@ -25,13 +25,22 @@ type natsNode struct {
 	api   *apiClient
 	n     *node
 	srv   *httptest.Server
-	clock string // its --test-clock-offset-file
+	clock string        // its --test-clock-offset-file
+	dead  chan struct{} // closed when the node is stopped
 	once  sync.Once
 }
 
-// startNATSNode opens a node on the NATS servers at urls, with its own data
-// directory (the secrets come from the bucket) and its own API server.
-func startNATSNode(t *testing.T, urls, caFile string) *natsNode {
+// singleServerNATS is the JetStream configuration of a fleet on one server
+// at url: 4 partitions, one replica, a dead node's deliveries taken over
+// after half a second.
+func singleServerNATS(url string) natsConfig {
+	return natsConfig{URLs: url, Partitions: 4, Replicas: 1, Prefix: "DCON", AckWait: 500 * time.Millisecond}
+}
+
+// startNATSNode opens a node on the NATS servers of nc, with its own data
+// directory (the secrets come from the bucket) and its own API server. Its
+// API client gives up on a call after 20 s.
+func startNATSNode(t *testing.T, nc natsConfig, caFile string) *natsNode {
 	t.Helper()
 	clock := filepath.Join(t.TempDir(), "clock")
 	if err := os.WriteFile(clock, []byte("0s"), 0o600); err != nil {
@@ -41,7 +50,7 @@ func startNATSNode(t *testing.T, urls, caFile string) *natsNode {
 		Data: t.TempDir(), CAFile: caFile, NoAuth: true,
 		Timeout: 5 * time.Second, RetryInitial: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		TestClockFile: clock,
-		NATS:          natsConfig{URLs: urls, Partitions: 4, Replicas: 1, Prefix: "DCON", AckWait: 500 * time.Millisecond},
+		NATS:          nc,
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
@@ -52,7 +61,8 @@ func startNATSNode(t *testing.T, urls, caFile string) *natsNode {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(n.Handler())
-	nn := &natsNode{api: &apiClient{t: t, base: srv.URL, http: srv.Client()}, n: n, srv: srv, clock: clock}
+	client := &http.Client{Transport: srv.Client().Transport, Timeout: 20 * time.Second}
+	nn := &natsNode{api: &apiClient{t: t, base: srv.URL, http: client}, n: n, srv: srv, clock: clock, dead: make(chan struct{})}
 	t.Cleanup(func() { nn.stop(15 * time.Second) })
 	return nn
 }
@@ -62,6 +72,7 @@ func startNATSNode(t *testing.T, urls, caFile string) *natsNode {
 // back, and the attempts under way are cancelled.
 func (nn *natsNode) stop(drain time.Duration) {
 	nn.once.Do(func() {
+		close(nn.dead)
 		nn.srv.Close()
 		if drain == 0 {
 			nn.n.db.(*natsStore).Queue.Abandon()
@@ -76,6 +87,22 @@ func (nn *natsNode) stop(drain time.Duration) {
 func (nn *natsNode) jump(t *testing.T, d time.Duration) {
 	if err := os.WriteFile(nn.clock, []byte(d.String()), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitConnectors waits until every node lists n connectors in project:
+// they reach a node's router through the config bucket's watch, and an
+// event published before its node knows a connector is not routed to it.
+func waitConnectors(t *testing.T, nodes []*natsNode, project string, n int) {
+	t.Helper()
+	for _, nn := range nodes {
+		waitUntil(t, "the connectors on every node", 10*time.Second, func() bool {
+			var list struct {
+				DataConnectors []connectorResource `json:"dataConnectors"`
+			}
+			status, _ := nn.api.call("GET", "/v2/projects/"+project+"/dataconnectors", nil, &list)
+			return status == http.StatusOK && len(list.DataConnectors) == n
+		})
 	}
 }
 
@@ -128,9 +155,9 @@ func TestNATSFleet(t *testing.T) {
 	srv := natstest.StartServer(t, nil)
 	rc := newSlowReceiver(t, 50*time.Millisecond)
 	ca := rc.caFile(t)
-	a := startNATSNode(t, srv.ClientURL(), ca)
-	b := startNATSNode(t, srv.ClientURL(), ca)
-	c := startNATSNode(t, srv.ClientURL(), ca)
+	a := startNATSNode(t, singleServerNATS(srv.ClientURL()), ca)
+	b := startNATSNode(t, singleServerNATS(srv.ClientURL()), ca)
+	c := startNATSNode(t, singleServerNATS(srv.ClientURL()), ca)
 	project := createProject(a.api)
 	for _, n := range []*natsNode{a, b, c} {
 		n.api.project = project
@@ -139,6 +166,7 @@ func TestNATSFleet(t *testing.T) {
 		"httpConfig": map[string]any{"url": rc.URL + "/main", "signatureSecret": "fleet-secret"}})
 	createConnector(a.api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL + "/canary"}})
 	dev := createDevice(a.api, "temperature", map[string]string{"name": "hall"})
+	waitConnectors(t, []*natsNode{b, c}, project, 2)
 
 	// Published through B and C, delivered once each.
 	var ids []string

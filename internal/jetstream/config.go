@@ -151,9 +151,22 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// natsOptions returns the connection options c asks for.
+// Connection health: a server that dies without closing its connections
+// (a machine lost, a network cut) is noticed after about pingInterval ×
+// maxPingsOut, then the client reconnects to another server of the cluster,
+// trying one that failed again after reconnectWait.
+const (
+	pingInterval  = 5 * time.Second
+	maxPingsOut   = 3
+	reconnectWait = 500 * time.Millisecond
+)
+
+// natsOptions returns the connection options c asks for: besides the
+// credentials, reconnect forever (to any server of the cluster, learned
+// from the URLs), and notice a silent server within about 15 s.
 func (c *Config) natsOptions() ([]nats.Option, error) {
-	opts := []nats.Option{nats.Name(c.Name), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name(c.Name), nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
+		nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut)}
 	switch {
 	case c.CredentialsFile != "":
 		opts = append(opts, nats.UserCredentials(c.CredentialsFile))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -61,24 +62,15 @@ func decodeLatest(b []byte, projectID, deviceID string, t dcon.EventType) (*dcon
 }
 
 // publishAll writes every value to its key of kv at once and waits for every
-// acknowledgement.
+// acknowledgement, retrying through a change of leader as the queue's
+// writes do (publishRetrying), so that a publish never hangs on a dead one.
 func (s *Store) publishAll(ctx context.Context, kv jetstream.KeyValue, keys []string, vals [][]byte) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(keys))
+	subjects := make([]string, len(keys))
 	for i, k := range keys {
-		f, err := s.js.PublishAsync("$KV."+kv.Bucket()+"."+k, vals[i])
-		if err != nil {
-			return storeUnavailable(err, "write %s", k)
-		}
-		futures = append(futures, f)
+		subjects[i] = "$KV." + kv.Bucket() + "." + k
 	}
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return storeUnavailable(err, "write %s", keys[i])
-		case <-ctx.Done():
-			return storeUnavailable(ctx.Err(), "write %s", keys[i])
-		}
+	if _, err := publishRetrying(ctx, s.js, slog.New(slog.DiscardHandler), subjects, vals); err != nil {
+		return storeUnavailable(err, "write %s", keys[0])
 	}
 	return nil
 }
@@ -205,6 +197,28 @@ func (s *Store) LoadStats(ctx context.Context) (map[string][]byte, error) {
 	return out, nil
 }
 
+// PeerStats returns the statistics of a connector that every other node
+// stored, by node name: what internal/stats's Fleet adds to this node's own.
+// It implements stats.Peers. A node that stopped keeps its key, so its
+// attempts keep counting until they leave the metrics window.
+func (s *Store) PeerStats(ctx context.Context, connectorID string) (map[string][]byte, error) {
+	if !validKeyPart(connectorID) {
+		return nil, dcon.Errorf(dcon.EINVALID, "invalid data connector id %q", connectorID)
+	}
+	vals, err := values(ctx, s.stats, "*."+connectorID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(vals))
+	for k, v := range vals {
+		node, _ := splitKey(k)
+		if node != s.cfg.Node {
+			out[node] = v
+		}
+	}
+	return out, nil
+}
+
 // DeleteStats removes a connector's statistics, those of every node.
 func (s *Store) DeleteStats(ctx context.Context, connectorID string) error {
 	if !validKeyPart(connectorID) {
@@ -242,6 +256,69 @@ func (s *Store) CreateSecret(ctx context.Context, name string, val []byte) error
 	if err != nil {
 		return storeUnavailable(err, "write secret %s", name)
 	}
+	return nil
+}
+
+// SecretRevision returns a shared secret and its revision, for
+// UpdateSecret, or fails with ENOTFOUND. It reads the bucket's leader.
+func (s *Store) SecretRevision(ctx context.Context, name string) ([]byte, uint64, error) {
+	if !validKeyPart(name) {
+		return nil, 0, dcon.Errorf(dcon.EINVALID, "invalid secret name %q", name)
+	}
+	e, err := s.secrets.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, dcon.Errorf(dcon.ENOTFOUND, "secret %s not found", name)
+	}
+	if err != nil {
+		return nil, 0, storeUnavailable(err, "read secret %s", name)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// UpdateSecret replaces a shared secret if it is still at revision rev (as
+// SecretRevision read it), and returns the new revision; or fails with
+// ECONFLICT: another node changed it first (read it again and redo the
+// change).
+func (s *Store) UpdateSecret(ctx context.Context, name string, val []byte, rev uint64) (newRev uint64, err error) {
+	if !validKeyPart(name) {
+		return 0, dcon.Errorf(dcon.EINVALID, "invalid secret name %q", name)
+	}
+	newRev, err = s.secrets.Update(ctx, name, val, rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, dcon.Errorf(dcon.ECONFLICT, "secret %s was changed by another node", name)
+	}
+	if err != nil {
+		return 0, storeUnavailable(err, "write secret %s", name)
+	}
+	return newRev, nil
+}
+
+// WatchSecret calls f with a shared secret's value and revision now (if it
+// has one) and after every change, made through any node, until the Store
+// closes. f runs one call at a time, in the bucket's order, and must not
+// block for long.
+func (s *Store) WatchSecret(ctx context.Context, name string, f func(val []byte, rev uint64)) error {
+	if !validKeyPart(name) {
+		return dcon.Errorf(dcon.EINVALID, "invalid secret name %q", name)
+	}
+	w, err := s.secrets.Watch(context.WithoutCancel(ctx), name, jetstream.IgnoreDeletes())
+	if err != nil {
+		return storeUnavailable(err, "watch secret %s", name)
+	}
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.closed {
+		_ = w.Stop()
+		return storeUnavailable(errors.New("the store is closed"), "watch secret %s", name)
+	}
+	s.secretWatchers = append(s.secretWatchers, w)
+	s.secretWG.Go(func() {
+		for e := range w.Updates() {
+			if e != nil {
+				f(e.Value(), e.Revision())
+			}
+		}
+	})
 	return nil
 }
 

@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,8 +65,18 @@ import (
 const fetchBatch = 256
 
 // fetchTimeout is how long a fetch waits for the server's next answer
-// before Claim fails.
-const fetchTimeout = 10 * time.Second
+// before Claim fails. A pull request sent to a consumer leader that dies
+// is never answered: this is then how long the node's Claims stall.
+const fetchTimeout = 5 * time.Second
+
+// publishAckTimeout bounds the wait for one PubAck: a publish that reached
+// a stream leader that died before answering is never answered.
+const publishAckTimeout = 4 * time.Second
+
+// publishRetryFor is how long Enqueue and Expire keep retrying publishes
+// the cluster could not take — a reconnect to another server, a stream
+// leader being elected — before they fail with EUNAVAILABLE.
+const publishRetryFor = 5 * time.Second
 
 // fetchExpires is how long the server keeps a checking pull request: what
 // it costs when a partition has nothing for this node.
@@ -94,6 +105,9 @@ type Queue struct {
 	stop chan struct{} // closed by Close: stops the renewer
 	done chan struct{} // closed when the renewer has stopped
 	once sync.Once     // Close runs once
+
+	lmu  sync.Mutex
+	lost chan struct{} // closed when the connection drops, then replaced
 
 	mu      sync.Mutex
 	held    map[key]*entry // deliveries this node enqueued, retried or fetched
@@ -129,20 +143,32 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
-	if err != nil {
-		return nil, unavailable(err, "connect to %s", strings.Join(cfg.URLs, ","))
-	}
 	q := &Queue{
 		cfg:     cfg,
-		nc:      nc,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		lost:    make(chan struct{}),
 		held:    make(map[key]*entry),
 		gone:    make(map[key]uint64),
 		oldGone: make(map[key]uint64),
 		swept:   make([]time.Time, cfg.Partitions),
 	}
+	opts = append(opts, nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+		if !nc.IsClosed() {
+			cfg.Logger.Warn("jetstream queue: disconnected from the NATS server; reconnecting", "err", err)
+		}
+		q.lmu.Lock()
+		close(q.lost)
+		q.lost = make(chan struct{})
+		q.lmu.Unlock()
+	}), nats.ReconnectHandler(func(nc *nats.Conn) {
+		cfg.Logger.Info("jetstream queue: reconnected", "server", nc.ConnectedUrlRedacted())
+	}))
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
+	if err != nil {
+		return nil, unavailable(err, "connect to %s", strings.Join(cfg.URLs, ","))
+	}
+	q.nc = nc
 	if err := q.setUp(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -153,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 // setUp makes or updates the streams and consumers.
 func (q *Queue) setUp(ctx context.Context) error {
-	js, err := jetstream.New(q.nc)
+	js, err := jetstream.New(q.nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return unavailable(err, "open JetStream")
 	}
@@ -271,7 +297,11 @@ func (q *Queue) renew() {
 		}
 		q.mu.Unlock()
 		for _, m := range msgs {
-			if err := m.InProgress(); err != nil {
+			err := m.InProgress()
+			if errors.Is(err, nats.ErrMsgAlreadyAckd) {
+				continue // acked or handed back since the list was made
+			}
+			if err != nil { // the connection is down: nothing more can be renewed now
 				q.cfg.Logger.Warn("jetstream queue: renew", "subject", m.Subject, "err", err)
 				break
 			}
@@ -282,6 +312,127 @@ func (q *Queue) renew() {
 // unavailable wraps a server failure as the error the API shows.
 func unavailable(err error, format string, args ...any) error {
 	return dcon.WrapError(dcon.EUNAVAILABLE, fmt.Errorf("jetstream: "+format+": %w", append(args, err)...), "the queue is unavailable")
+}
+
+// errConnectionLost ends a request that was sent on a connection that has
+// dropped since: its answer cannot come.
+var errConnectionLost = errors.New("the connection to the NATS server was lost")
+
+// lostSignal returns a channel closed when the current connection drops.
+func (q *Queue) lostSignal() <-chan struct{} {
+	q.lmu.Lock()
+	defer q.lmu.Unlock()
+	return q.lost
+}
+
+// untilLost returns ctx, also cancelled (cause errConnectionLost) if the
+// connection drops: a request in flight then is not answered, and a caller
+// waiting for its answer can retry or fail at once instead of timing out.
+func (q *Queue) untilLost(ctx context.Context) (context.Context, context.CancelFunc) {
+	lost := q.lostSignal()
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lost:
+			cancel(errConnectionLost)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
+
+// transient reports whether a failed publish may succeed if tried again
+// soon: the connection is being re-established, the stream has no leader
+// for a moment, or an answer was lost with a server.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrAsyncPublishTimeout),
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs), errors.Is(err, errConnectionLost),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code >= 500 // e.g. 503: JetStream temporarily unavailable
+	}
+	return false
+}
+
+// publishAll publishes every data[i] on subjects[i], pipelined, and returns
+// each one's stream sequence once the server has acknowledged it (stored in
+// a quorum of the replicas). What fails transiently — a reconnect, a leader
+// election — is published again for up to publishRetryFor; rewriting a
+// delivery's subject is idempotent (the stream keeps one message per
+// subject).
+func (q *Queue) publishAll(ctx context.Context, subjects []string, data [][]byte) ([]uint64, error) {
+	seqs, err := publishRetrying(ctx, q.js, q.cfg.Logger, subjects, data)
+	if err != nil && ctx.Err() == nil {
+		return nil, unavailable(err, "publish")
+	}
+	return seqs, err
+}
+
+// publishRetrying is publishAll for any JetStream context (js should have a
+// PublishAsyncTimeout, or a PubAck lost with a server is waited for until
+// ctx ends). Its error is the last publish error, or ctx's.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, log *slog.Logger, subjects []string, data [][]byte) ([]uint64, error) {
+	seqs := make([]uint64, len(subjects))
+	todo := make([]int, len(subjects))
+	for i := range todo {
+		todo[i] = i
+	}
+	deadline := time.Now().Add(publishRetryFor)
+	wait := 50 * time.Millisecond
+	for {
+		var again []int
+		var lastErr error
+		futures := make([]jetstream.PubAckFuture, len(todo))
+		for j, i := range todo {
+			f, err := js.PublishAsync(subjects[i], data[i])
+			if err != nil {
+				if !transient(err) {
+					return nil, fmt.Errorf("publish %s: %w", subjects[i], err)
+				}
+				again, lastErr = append(again, i), err
+				continue
+			}
+			futures[j] = f
+		}
+		for j, f := range futures {
+			if f == nil {
+				continue
+			}
+			i := todo[j]
+			select {
+			case ack := <-f.Ok():
+				seqs[i] = ack.Sequence
+			case err := <-f.Err():
+				if !transient(err) {
+					return nil, fmt.Errorf("publish %s: %w", subjects[i], err)
+				}
+				again, lastErr = append(again, i), err
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if len(again) == 0 {
+			return seqs, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("publish %s (and %d more): %w", subjects[again[0]], len(again)-1, lastErr)
+		}
+		log.Debug("jetstream queue: publishing again", "count", len(again), "err", lastErr)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, time.Second)
+		todo = again
+	}
 }
 
 // durable returns the name of partition p's consumer.
@@ -335,23 +486,18 @@ func (q *Queue) Enqueue(ctx context.Context, ds []dcon.Delivery) error {
 			return err
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, len(ds))
+	subjects := make([]string, len(ds))
+	data := make([][]byte, len(ds))
 	for i := range ds {
-		f, err := q.js.PublishAsync(q.subject(ds[i].ConnectorID, ds[i].EventID), encodeRecord(&ds[i], time.Time{}))
-		if err != nil {
-			return unavailable(err, "enqueue %s/%s", ds[i].ConnectorID, ds[i].EventID)
-		}
-		futures[i] = f
+		subjects[i] = q.subject(ds[i].ConnectorID, ds[i].EventID)
+		data[i] = encodeRecord(&ds[i], time.Time{})
 	}
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			q.remember(ds[i], ack.Sequence)
-		case err := <-f.Err():
-			return unavailable(err, "enqueue %s/%s", ds[i].ConnectorID, ds[i].EventID)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	seqs, err := q.publishAll(ctx, subjects, data)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	for i := range ds {
+		q.remember(ds[i], seqs[i])
 	}
 	return nil
 }
@@ -400,6 +546,16 @@ func (q *Queue) removed(k key, seq uint64) bool {
 // Claim fetches what the partitions' consumers have for this node, then
 // returns up to limit of the held deliveries due at or before now, earliest
 // Due first (ties by connector, then event), leased until leaseUntil.
+//
+// A held delivery may have been acked or rewritten by another node since
+// this one fetched it — typically a fresh copy that this node fetched while
+// the node that enqueued it made its first attempt, held here until that
+// hand-off's lease ends. So before returning a delivery, Claim asks the
+// stream's leader whether its version is still the one stored (see
+// stillStored), and forgets those that are not. That costs one request per
+// claimed delivery (retries and recovered leases, never fresh copies); if
+// the leader does not answer, the delivery is claimed anyway: a duplicate
+// rather than a loss.
 func (q *Queue) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]dcon.Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -414,7 +570,6 @@ func (q *Queue) Claim(ctx context.Context, now, leaseUntil time.Time, limit int)
 		return nil, err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	var due []*entry
 	for _, e := range q.held {
 		if e.msg != nil && !e.d.Due.After(now) {
@@ -427,14 +582,53 @@ func (q *Queue) Claim(ctx context.Context, now, leaseUntil time.Time, limit int)
 			strings.Compare(a.d.EventID, b.d.EventID))
 	})
 	due = due[:min(limit, len(due))]
-	out := make([]dcon.Delivery, len(due))
+	seqs := make([]uint64, len(due))
 	for i, e := range due {
+		seqs[i] = e.seq
+	}
+	subjects := make([]string, len(due))
+	for i, e := range due {
+		subjects[i] = q.subject(e.d.ConnectorID, e.d.EventID)
+	}
+	q.mu.Unlock()
+	stored := q.stillStored(ctx, subjects, seqs)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]dcon.Delivery, 0, len(due))
+	for i, e := range due {
+		k := key{e.d.ConnectorID, e.d.EventID}
+		if cur, ok := q.held[k]; !ok || cur != e || e.seq != seqs[i] || e.msg == nil {
+			continue // acked, retried or replaced here meanwhile
+		}
+		if !stored[i] {
+			q.forget(k)
+			continue
+		}
 		e.d.Due, e.leased = leaseUntil, true
 		_ = e.msg.InProgress()
-		out[i] = e.d
-		out[i].Body = slices.Clone(e.d.Body)
+		d := e.d
+		d.Body = slices.Clone(e.d.Body)
+		out = append(out, d)
 	}
 	return out, nil
+}
+
+// stillStored reports, for each subject, whether the stream still holds
+// version seqs[i] of it — true as well when the leader does not answer.
+func (q *Queue) stillStored(ctx context.Context, subjects []string, seqs []uint64) []bool {
+	stored := make([]bool, len(subjects))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallel)
+	for i := range subjects {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			last, err := q.lastSeq(ctx, subjects[i])
+			stored[i] = err != nil || last == seqs[i]
+		})
+	}
+	wg.Wait()
+	return stored
 }
 
 // fetch takes every message the consumers have for this node into held, and
@@ -516,6 +710,7 @@ func (q *Queue) fetchPartition(ctx context.Context, p int, expect bool) error {
 // request may expire while the server is still sending (on a loaded machine),
 // and the consumer's count of what is left can lag.
 func (q *Queue) readBatch(ctx context.Context, p int, subj, inbox string, req []byte, ch <-chan *nats.Msg) (more bool, err error) {
+	lost := q.lostSignal()
 	if err := q.nc.PublishRequest(subj, inbox, req); err != nil {
 		return false, unavailable(err, "fetch partition %d", p)
 	}
@@ -537,6 +732,8 @@ func (q *Queue) readBatch(ctx context.Context, p int, subj, inbox string, req []
 			timer.Reset(fetchTimeout)
 		case <-timer.C:
 			return false, unavailable(errors.New("no answer"), "fetch partition %d", p)
+		case <-lost:
+			return false, unavailable(errConnectionLost, "fetch partition %d", p)
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
@@ -701,8 +898,13 @@ func (q *Queue) api(ctx context.Context, subj string, req, resp any) error {
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
+	ctx, cancel := q.untilLost(ctx)
+	defer cancel()
 	msg, err := q.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+subj, data)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errConnectionLost) {
+			return cause
+		}
 		return err
 	}
 	if err := json.Unmarshal(msg.Data, resp); err != nil {
@@ -758,7 +960,12 @@ func (q *Queue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error 
 	}
 	cur.Attempts, cur.LastError, cur.Due = d.Attempts, d.LastError, at
 	subj := q.subject(d.ConnectorID, d.EventID)
-	_, err := q.js.Publish(ctx, subj, encodeRecord(&cur, time.Time{}), jetstream.WithExpectLastSequencePerSubject(seq))
+	pctx, cancel := q.untilLost(ctx)
+	_, err := q.js.Publish(pctx, subj, encodeRecord(&cur, time.Time{}), jetstream.WithExpectLastSequencePerSubject(seq))
+	if cause := context.Cause(pctx); err != nil && errors.Is(cause, errConnectionLost) {
+		err = cause
+	}
+	cancel()
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
@@ -787,22 +994,14 @@ func (q *Queue) Expire(ctx context.Context, ds []dcon.Delivery, at time.Time) er
 			return err
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, len(ds))
+	subjects := make([]string, len(ds))
+	data := make([][]byte, len(ds))
 	for i := range ds {
-		f, err := q.js.PublishAsync(q.deadSubject(ds[i].ConnectorID, ds[i].EventID), encodeRecord(&ds[i], at))
-		if err != nil {
-			return unavailable(err, "expire %s/%s", ds[i].ConnectorID, ds[i].EventID)
-		}
-		futures[i] = f
+		subjects[i] = q.deadSubject(ds[i].ConnectorID, ds[i].EventID)
+		data[i] = encodeRecord(&ds[i], at)
 	}
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return unavailable(err, "expire %s/%s", ds[i].ConnectorID, ds[i].EventID)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if _, err := q.publishAll(ctx, subjects, data); err != nil {
+		return fmt.Errorf("expire: %w", err)
 	}
 	return q.Ack(ctx, ds)
 }

@@ -26,7 +26,9 @@ import (
 // (<Prefix>_STATS) and the secrets every node must share (<Prefix>_SECRETS).
 // It implements dcon.ConnectorStore, DeviceStore, ProjectStore, AccessStore
 // and LatestEventStore, and internal/stats's Store, with the semantics of
-// internal/pebble (both pass internal/storetest).
+// internal/pebble (both pass internal/storetest); and internal/stats's Peers,
+// so that `:metrics` counts every node's attempts. Nodes follow a shared
+// secret's changes (a key rotation) through WatchSecret.
 //
 // Every Store watches the config bucket and keeps an in-memory mirror of it,
 // so that reads (a device per publish, a key per request, the connector
@@ -59,6 +61,11 @@ type Store struct {
 	done    chan struct{} // closed when the watch loop has ended
 
 	cmu sync.Mutex // serialises this node's multi-key writes (see DeleteProject)
+
+	smu            sync.Mutex // guards closed and secretWatchers
+	closed         bool
+	secretWatchers []jetstream.KeyWatcher // WatchSecret's, stopped by Close
+	secretWG       sync.WaitGroup         // WatchSecret's loops
 
 	mu         sync.RWMutex
 	groups     map[string]map[string]item // the mirror: group (key up to its last '.') → id → item
@@ -146,7 +153,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 
 // setUp makes the buckets and starts the watch.
 func (s *Store) setUp(ctx context.Context) error {
-	js, err := jetstream.New(s.nc)
+	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return storeUnavailable(err, "open JetStream")
 	}
@@ -237,13 +244,21 @@ func (s *Store) OnConnectorChange(f func(projectID, id string)) {
 	})
 }
 
-// Close stops the watch and closes the connection.
+// Close stops the watches and closes the connection.
 func (s *Store) Close() error {
+	s.smu.Lock()
+	s.closed = true
+	for _, w := range s.secretWatchers {
+		_ = w.Stop()
+	}
+	s.secretWatchers = nil
+	s.smu.Unlock()
 	if s.watcher != nil {
 		_ = s.watcher.Stop()
 	}
 	s.nc.Close()
 	<-s.done
+	s.secretWG.Wait()
 	return nil
 }
 

@@ -71,8 +71,9 @@ func waitReady(t testing.TB, s *server.Server) {
 }
 
 // StartCluster starts n JetStream servers clustered over routes on loopback
-// and waits until the cluster has a JetStream meta leader, so that streams
-// with up to n replicas can be made at once. The servers are named s1…sn;
+// and waits until the cluster has a JetStream meta leader that can place
+// streams on every server, so that streams with up to n replicas can be
+// made at once. The servers are named s1…sn;
 // each has its own store directory.
 func StartCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
@@ -117,17 +118,20 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// clusterReady reports whether every server sees all the others as routes and
-// one of them leads the JetStream meta group.
+// clusterReady reports whether every server sees all the others as routes
+// and is current with the JetStream meta group, and the meta leader counts
+// every server as a peer that can take a stream (online, with JetStream, its
+// statistics received): before that, making an R3 stream fails with "no
+// suitable peers for placement".
 func clusterReady(servers []*server.Server) bool {
-	leader := false
+	var leader *server.Server
 	for _, s := range servers {
-		if s.NumRoutes() < len(servers)-1 {
+		if s.NumRoutes() < len(servers)-1 || !s.JetStreamIsCurrent() {
 			return false
 		}
 		if s.JetStreamIsLeader() {
-			leader = true
+			leader = s
 		}
 	}
-	return leader
+	return leader != nil && len(leader.JetStreamClusterPeers()) == len(servers)
 }
