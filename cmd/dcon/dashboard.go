@@ -21,7 +21,7 @@ func (n *node) mountDashboard(cfg serveConfig, in *ingest.Ingester, router *inge
 		Projects:   n.db,
 		Connectors: router,
 		Devices:    n.db,
-		Metrics:    n.stats,
+		Metrics:    n.connectorMetrics(log),
 		Queue:      n.db,
 		Live:       n.dashboard,
 		Log:        n.deliveryLog,

@@ -21,13 +21,33 @@ import (
 // keys, private keys included (mode 0600).
 const keysFile = "signing-keys.json"
 
+// signingKeysSecret is the name of the fleet's key set in the secrets bucket
+// (--nats).
+const signingKeysSecret = "signing-keys"
+
 // signingKeys is the node's ES256 key set and the file it is kept in. It
 // implements httpapi.SigningKeys.
+//
+// On a fleet (--nats, see share) the set is the fleet's, kept in the secrets
+// bucket: a rotation through any node replaces the bucket's set, and every
+// node, watching the bucket, takes it — signs with the new active key and
+// publishes the new JWKS — within the watch's latency (milliseconds).
 type signingKeys struct {
 	set  *signature.KeySet
 	path string
 
-	mu sync.Mutex // one rotation at a time, so that the file matches memory
+	mu     sync.Mutex // one rotation or change at a time, so that the file matches memory
+	shared sharedKeys // the fleet's bucket; nil on one node
+	rev    uint64     // the bucket revision of set, with shared
+	log    *slog.Logger
+}
+
+// sharedKeys is where a fleet keeps the key set every node signs with: the
+// secrets bucket (*jetstream.Store).
+type sharedKeys interface {
+	SecretRevision(ctx context.Context, name string) ([]byte, uint64, error)
+	UpdateSecret(ctx context.Context, name string, val []byte, rev uint64) (uint64, error)
+	WatchSecret(ctx context.Context, name string, f func(val []byte, rev uint64)) error
 }
 
 // loadKeySet reads the signing keys of the data directory, or generates and
@@ -70,12 +90,64 @@ func (k *signingKeys) ActiveKeyID() string {
 // JWKS returns the keys published at now.
 func (k *signingKeys) JWKS(now time.Time) ([]byte, error) { return k.set.JWKS(now) }
 
+// share makes k the fleet's key set: from now on k follows the set in the
+// secrets bucket (which shareSecrets made the data directory's at start), and
+// Rotate replaces the bucket's.
+func (k *signingKeys) share(ctx context.Context, s sharedKeys, log *slog.Logger) error {
+	k.mu.Lock()
+	k.shared, k.log = s, log
+	k.mu.Unlock()
+	return s.WatchSecret(ctx, signingKeysSecret, func(val []byte, rev uint64) {
+		if err := k.take(val, rev); err != nil {
+			log.Error("take the fleet's signing keys; this node signs with its previous key", "revision", rev, "err", err)
+		}
+	})
+}
+
+// take makes the stored set val, at bucket revision rev, k's keys and saves
+// them, unless k has that revision or a later one already.
+func (k *signingKeys) take(val []byte, rev uint64) error {
+	set, err := signature.UnmarshalKeySet(val)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.install(set, rev)
+}
+
+// install replaces k's keys by set's, at bucket revision rev, and saves them.
+// k.mu must be held.
+func (k *signingKeys) install(set *signature.KeySet, rev uint64) error {
+	if rev <= k.rev {
+		return nil
+	}
+	k.set.Replace(set)
+	k.rev = rev
+	if k.log != nil {
+		k.log.Info("signing with the fleet's key", "kid", k.ActiveKeyID(), "revision", rev)
+	}
+	return k.save()
+}
+
+// maxRotateTries bounds how often a fleet rotation reads the bucket again
+// after another node's rotation came first.
+const maxRotateTries = 5
+
 // Rotate makes a fresh key active and saves the set. If the save fails, the
 // new key signs all the same until the process stops (the old one stays
 // published); the error says so, and the next rotation saves both.
-func (k *signingKeys) Rotate(_ context.Context, now time.Time) (string, error) {
+//
+// On a fleet it rotates the bucket's set and writes it back over the
+// revision it read — so that two nodes rotating at once both rotate, one
+// after the other, and neither loses the other's key — then takes it at once;
+// the other nodes take it from their watch.
+func (k *signingKeys) Rotate(ctx context.Context, now time.Time) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.shared != nil {
+		return k.rotateShared(ctx, now)
+	}
 	kid, err := k.set.Rotate(now)
 	if err != nil {
 		return "", dcon.WrapError(dcon.EINTERNAL, err, "generate a signing key")
@@ -84,6 +156,44 @@ func (k *signingKeys) Rotate(_ context.Context, now time.Time) (string, error) {
 		return "", dcon.WrapError(dcon.EUNAVAILABLE, err, "the key rotated but could not be saved; rotate again")
 	}
 	return kid, nil
+}
+
+// rotateShared rotates the fleet's set in the secrets bucket. k.mu must be
+// held.
+func (k *signingKeys) rotateShared(ctx context.Context, now time.Time) (string, error) {
+	for range maxRotateTries {
+		val, rev, err := k.shared.SecretRevision(ctx, signingKeysSecret)
+		if err != nil {
+			return "", err
+		}
+		set, err := signature.UnmarshalKeySet(val)
+		if err != nil {
+			return "", dcon.WrapError(dcon.EINTERNAL, err, "read the fleet's signing keys")
+		}
+		set.SetOverlap(k.set.Overlap())
+		kid, err := set.Rotate(now)
+		if err != nil {
+			return "", dcon.WrapError(dcon.EINTERNAL, err, "generate a signing key")
+		}
+		data, err := set.Marshal()
+		if err != nil {
+			return "", dcon.WrapError(dcon.EINTERNAL, err, "generate a signing key")
+		}
+		newRev, err := k.shared.UpdateSecret(ctx, signingKeysSecret, data, rev)
+		if dcon.ErrorCode(err) == dcon.ECONFLICT {
+			continue // another node rotated meanwhile: rotate its set
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := k.install(set, newRev); err != nil {
+			// Stored: every node, this one included, signs with it once its
+			// watch delivers it.
+			return "", dcon.WrapError(dcon.EUNAVAILABLE, err, "the key rotated for the fleet but this node could not take it yet")
+		}
+		return kid, nil
+	}
+	return "", dcon.Errorf(dcon.ECONFLICT, "the signing keys kept changing on other nodes; rotate again")
 }
 
 // save writes the set atomically: a temporary file, synced, renamed over the

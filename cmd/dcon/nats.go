@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"dcon"
 	"dcon/internal/auth"
+	"dcon/internal/httpapi"
 	"dcon/internal/ingest"
 	"dcon/internal/jetstream"
 	"dcon/internal/metrics"
@@ -172,7 +172,8 @@ func shareSecrets(ctx context.Context, st *jetstream.Store, dir string, overlap 
 }
 
 // watchConnectors makes connector changes made by other nodes reach the
-// router (with a shared store; nothing to do with Pebble).
+// router, and signing-key rotations made through any node the node's keys
+// (with a shared store; nothing to do with Pebble).
 func (n *node) watchConnectors(ctx context.Context, router *ingest.Router, log *slog.Logger) {
 	s, ok := n.db.(*natsStore)
 	if !ok {
@@ -184,12 +185,28 @@ func (n *node) watchConnectors(ctx context.Context, router *ingest.Router, log *
 			log.Warn("apply a connector change of another node", "connector", id, "err", err)
 		}
 	})
+	if err := n.keys.share(ctx, s.Store, log.With("component", "keys")); err != nil {
+		log.Error("follow the fleet's signing keys: rotations made on other nodes reach this node only when it restarts", "err", err)
+	}
+}
+
+// connectorMetrics is what `:metrics` and the dashboard answer from: the
+// node's tracker, or with --nats the fleet's figures (every node's attempts).
+func (n *node) connectorMetrics(log *slog.Logger) httpapi.MetricsReader {
+	s, ok := n.db.(*natsStore)
+	if !ok {
+		return n.stats
+	}
+	f, err := stats.NewFleet(n.stats, s.Store, log.With("component", "stats"))
+	if err != nil { // only without a tracker
+		return n.stats
+	}
+	return f
 }
 
 // natsStore is a node's state in JetStream: the queue and the KV buckets.
-// What the JetStream queue does not do yet, it does in the simplest way:
-// dead letters are paged from the full list, not replayed, and expire by the
-// stream's age limit; queue stats ask the server for the depth.
+// Queue stats ask the server for the depth (the oldest event's time is not
+// known on JetStream).
 type natsStore struct {
 	*jetstream.Queue
 	*jetstream.Store
@@ -210,32 +227,3 @@ func (s *natsStore) QueueStats(ctx context.Context, connectorID string) (dcon.Qu
 	n, err := s.Depth(ctx, connectorID)
 	return dcon.QueueStats{Depth: n}, err
 }
-
-// DeadLettersAfter pages through the connector's dead letters.
-func (s *natsStore) DeadLettersAfter(ctx context.Context, connectorID string, after dcon.DeadLetterCursor, limit int) ([]dcon.DeadLetter, error) {
-	all, err := s.DeadLetters(ctx, connectorID, math.MaxInt32)
-	if err != nil {
-		return nil, err
-	}
-	var out []dcon.DeadLetter
-	for _, dl := range all {
-		if len(out) == limit {
-			break
-		}
-		if !after.IsZero() && (dl.ExpireTime.Before(after.ExpireTime) ||
-			dl.ExpireTime.Equal(after.ExpireTime) && dl.EventID <= after.EventID) {
-			continue
-		}
-		out = append(out, dl)
-	}
-	return out, nil
-}
-
-// Replay is not implemented on JetStream yet.
-func (s *natsStore) Replay(context.Context, string, dcon.ReplayRequest, time.Time, time.Time, int) ([]dcon.Delivery, error) {
-	return nil, dcon.Errorf(dcon.EUNAVAILABLE, "replaying dead letters is not implemented on the NATS backend yet")
-}
-
-// PurgeDeadLetters does nothing: the dead-letter stream's age limit removes
-// old dead letters.
-func (s *natsStore) PurgeDeadLetters(context.Context, time.Time) error { return nil }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -119,6 +120,18 @@ func (ks *KeySet) Rotate(now time.Time) (string, error) {
 	}
 	ks.keys = keys
 	return k.id, nil
+}
+
+// Replace makes ks hold other's keys: other's active key signs from now on,
+// and ks publishes what other publishes. ks keeps its own overlap. A fleet's
+// nodes use it to follow a rotation made on another node.
+func (ks *KeySet) Replace(other *KeySet) {
+	other.mu.RLock()
+	keys := slices.Clone(other.keys)
+	other.mu.RUnlock()
+	ks.mu.Lock()
+	ks.keys = keys
+	ks.mu.Unlock()
 }
 
 // PublicKey returns the public key of kid if the set publishes it at now: the

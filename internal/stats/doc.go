@@ -69,6 +69,19 @@
 // (FuzzDecode). A state written with another bucket width keeps its
 // failingSince and last success and drops its buckets.
 //
+// # A fleet
+//
+// On a fleet of nodes that share a Store (internal/jetstream), each node's
+// Tracker counts the attempts that node made and flushes them under its own
+// name. [Fleet] answers `:metrics` for the whole fleet: this node's live
+// figures plus every other node's last flushed state, bucket by bucket in
+// the same window. Counts add up; latency histograms add up bin by bin, so
+// the fleet's latency99p is the percentile of the union of every node's
+// attempts, with the same accuracy as one node's (never below the true
+// value, at most 25 % above it) — not an average or maximum of per-node
+// percentiles. Another node's attempts appear at its next flush (10 s), and
+// a dead node's keep counting until they leave the window.
+//
 // # Auto-disable
 //
 // The [Watchdog] checks every CheckInterval (1 minute by default) for ACTIVE

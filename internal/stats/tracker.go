@@ -208,28 +208,42 @@ func (t *Tracker) ConnectorMetrics(ctx context.Context, connectorID string) (dco
 }
 
 func (t *Tracker) metrics(id string, now time.Time) dcon.ConnectorMetrics {
-	var m dcon.ConnectorMetrics
-	c := t.lookup(id)
-	if c == nil {
-		return m
+	var w window
+	if c := t.lookup(id); c != nil {
+		c.mu.Lock()
+		w.add(c, epochOf(now))
+		c.mu.Unlock()
 	}
-	var bins [Bins]uint64
-	last := epochOf(now)
-	c.mu.Lock()
+	return w.metrics(t.bounds)
+}
+
+// window adds up the buckets of one or more connector states (one node's,
+// or every node's of a fleet) that fall in the metrics window.
+type window struct {
+	ok, failed int64
+	bins       [Bins]uint64
+}
+
+// add adds c's buckets within the window that ends in bucket last. c.mu must
+// be held, or c be private to the caller.
+func (w *window) add(c *conn, last int64) {
 	for i := range c.buckets {
 		b := &c.buckets[i]
 		if b.epoch > last || b.epoch <= last-Buckets {
 			continue
 		}
-		m.SuccessCount += int64(b.ok)
-		m.ErrorCount += int64(b.failed)
+		w.ok += int64(b.ok)
+		w.failed += int64(b.failed)
 		for j, n := range b.bins {
-			bins[j] += uint64(n)
+			w.bins[j] += uint64(n)
 		}
 	}
-	c.mu.Unlock()
-	m.Latency99p = t.bounds.percentile(&bins, 0.99)
-	return m
+}
+
+// metrics returns the window's figures: the counts and the 99th percentile
+// of the union of the histograms.
+func (w *window) metrics(b *bounds) dcon.ConnectorMetrics {
+	return dcon.ConnectorMetrics{SuccessCount: w.ok, ErrorCount: w.failed, Latency99p: b.percentile(&w.bins, 0.99)}
 }
 
 // FailingSince returns when a connector's current failure streak began: the
