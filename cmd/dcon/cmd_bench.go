@@ -22,6 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		scale       string
 		jsonFile    string
 		serverFlags string
+		cpuProfile  string
 	)
 	fs := newFlagSet("bench", "Run the end-to-end benchmark: start a dcon server (fresh data directory, fsync and signing on)\n"+
 		"or use --server, start receivers on 127.0.0.1, drive load, and report each scenario beside its raw ceiling.\n"+
@@ -38,6 +39,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.TLS, "tls", false, "serve the receivers over HTTPS (a fresh self-signed certificate, given to the server as --ca-file) instead of http:// with --dev")
 	fs.StringVar(&jsonFile, "json", "", "also write the figures as JSON to `file`")
 	fs.StringVar(&serverFlags, "server-flags", "", "extra `flags` for the dcon serve the bench starts, space-separated (e.g. \"--retry-max 1s\")")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench's own process (publishers, receivers) to this `file`")
+	fs.BoolVar(&cfg.NATS, "nats", false, "run the scenarios three times: on Pebble, on one NATS JetStream server and on a cluster of three (3 replicas),\n"+
+		"the NATS servers in this process on 127.0.0.1 (scenarios: "+strings.Join(bench.NATSScenarios(), ", ")+", the default)")
 	fs.StringVar(&cfg.ServerBin, "server-bin", "", "dcon `binary` to start (default this one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -63,6 +67,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Progress = stderr
 	if f, ok := stderr.(*os.File); ok {
 		cfg.ProgressTTY = isTerminal(f)
+	}
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep != nil && len(rep.Scenarios) > 0 {

@@ -88,3 +88,67 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("no table on stdout:\n%s", stdout.String())
 	}
 }
+
+// TestBenchNATSSmoke runs `dcon bench --nats` briefly: the throughput,
+// latency and isolation scenarios on Pebble, on one in-process NATS server
+// and on a cluster of three. It checks that every backend has its rows and
+// that nothing is lost; it asserts no performance figure.
+func TestBenchNATSSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the bench on NATS")
+	}
+	t.Parallel()
+	bin := buildDcon(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--server-bin", bin, "--nats",
+		"--scenario", "throughput,latency,isolation", "--duration", "600ms", "--concurrency", "8", "--rate", "200",
+		// Fewer partitions: a fresh R3 queue makes one consumer per partition,
+		// seconds for the default 32.
+		"--server-flags", "--retry-initial 50ms --retry-max 500ms --timeout 2s --nats-partitions 4",
+		"--drain-deadline", "60s", "--json", out}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("dcon bench --nats exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	t.Logf("\n%s", stdout.String())
+
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Config    struct{ Backends []string } `json:"config"`
+		Scenarios []struct {
+			Name      string   `json:"name"`
+			Backend   string   `json:"backend"`
+			Lost      *int     `json:"lost"`
+			Delivered *float64 `json:"delivered_per_s"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("the JSON does not decode: %v\n%s", err, raw)
+	}
+	if got := strings.Join(rep.Config.Backends, ","); got != "pebble,nats,nats×3" {
+		t.Errorf("config.backends = %q, want pebble,nats,nats×3", got)
+	}
+	rows := map[string]bool{}
+	for _, s := range rep.Scenarios {
+		rows[s.Name+" ["+s.Backend+"]"] = true
+		if s.Lost == nil || *s.Lost != 0 {
+			t.Errorf("%s [%s] lost %v events", s.Name, s.Backend, s.Lost)
+		}
+		if s.Delivered == nil || *s.Delivered <= 0 {
+			t.Errorf("%s [%s] delivered nothing", s.Name, s.Backend)
+		}
+	}
+	for _, name := range []string{"throughput/single", "throughput/bulk", "throughput/bulk+es256", "latency", "isolation"} {
+		for _, backend := range []string{"pebble", "nats", "nats×3"} {
+			if !rows[name+" ["+backend+"]"] {
+				t.Errorf("no result for %s on %s", name, backend)
+			}
+		}
+	}
+	if !strings.Contains(stdout.String(), "nats×3") {
+		t.Errorf("the table has no nats×3 rows:\n%s", stdout.String())
+	}
+}

@@ -136,7 +136,11 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 			if f.DefValue != "" && f.DefValue != "false" {
 				usage += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(stderr, "  --%s%s  [%s]\n      %s\n", f.Name, arg, envName(f.Name), usage)
+			if env := flagEnv(fs, f); env != "" {
+				fmt.Fprintf(stderr, "  --%s%s  [%s]\n      %s\n", f.Name, arg, env, usage)
+			} else {
+				fmt.Fprintf(stderr, "  --%s%s\n      %s\n", f.Name, arg, usage)
+			}
 		})
 	}
 	return fs
@@ -146,9 +150,10 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+		env := flagEnv(fs, f)
+		if v, ok := os.LookupEnv(env); ok && env != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = usagef("%s=%q: %v", envName(f.Name), v, err)
+				envErr = usagef("%s=%q: %v", env, v, err)
 			}
 		}
 	})
@@ -165,6 +170,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// flagEnv is the environment variable that sets f of fs, or "" for the
+// flags that have none: bench's --nats switch would read DCON_NATS, which
+// holds serve's server URLs.
+func flagEnv(fs *flag.FlagSet, f *flag.Flag) string {
+	if fs.Name() == "bench" && f.Name == "nats" {
+		return ""
+	}
+	return envName(f.Name)
 }
 
 func envName(flagName string) string {

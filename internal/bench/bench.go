@@ -34,6 +34,12 @@ type Config struct {
 	ServerBin string
 	// ServerFlags are added to `dcon serve` when the bench starts the server.
 	ServerFlags []string
+	// NATS runs every scenario three times, each time on a fresh server and
+	// store: on Pebble, on a single NATS JetStream server, and on a cluster
+	// of three (streams with 3 replicas). The NATS servers run in the bench's
+	// own process, on 127.0.0.1. It needs ServerBin (not Server) and allows
+	// the scenarios of NATSScenarios(), which are also its default.
+	NATS bool
 	// Scenarios are the scenarios to run. Empty: all, in the order of Scenarios().
 	Scenarios []string
 	// Duration is the length of the timed phases (the latency scenario's paced
@@ -84,9 +90,22 @@ func (c *Config) validate() error {
 	if c.Server != "" && c.TLS {
 		return configErrorf("--tls needs a server the bench starts, one that trusts its certificate")
 	}
+	if c.Server != "" && c.NATS {
+		return configErrorf("--nats needs servers the bench starts, on stores it makes: it does not go with --server")
+	}
 	for _, s := range c.Scenarios {
 		if !slices.Contains(Scenarios(), s) {
 			return configErrorf("unknown scenario %q; known: %s", s, strings.Join(Scenarios(), ", "))
+		}
+	}
+	if c.NATS {
+		for _, s := range c.Scenarios {
+			if !slices.Contains(NATSScenarios(), s) {
+				return configErrorf("--nats runs %s, not %q", strings.Join(NATSScenarios(), ", "), s)
+			}
+		}
+		if len(c.Scenarios) == 0 {
+			c.Scenarios = NATSScenarios()
 		}
 	}
 	if len(c.Scenarios) == 0 {
@@ -132,12 +151,14 @@ type Settings struct {
 	Window      int      `json:"window"`
 	TLS         bool     `json:"tls"`
 	Connectors  string   `json:"connectors_scale"`
+	Backends    []string `json:"backends,omitempty"` // the stores of the servers the bench started
 }
 
 // Result is one scenario's figures. Rates are per second; fields that do not
 // apply to a scenario are left out.
 type Result struct {
 	Name           string   `json:"name"`
+	Backend        string   `json:"backend,omitempty"` // the server's store, when the bench started it: pebble, nats, nats×3
 	RawCeilingPerS *float64 `json:"raw_ceiling_per_s,omitempty"`
 	DeliveredPerS  *float64 `json:"delivered_per_s,omitempty"`
 	Ratio          *float64 `json:"ratio,omitempty"`
@@ -257,17 +278,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Server: cfg.Server, ServerFlags: cfg.ServerFlags, DurationS: cfg.Duration.Seconds(), Events: cfg.Events,
 		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Window: cfg.Window, TLS: cfg.TLS, Connectors: scale,
 	}}
+	backends := []backend{{}} // a running server: its store is not ours to know
 	if rep.Config.Server == "" {
 		rep.Config.Server = "started: " + cfg.ServerBin
+		backends = []backend{backendPebble}
+		if cfg.NATS {
+			backends = append(backends, backendNATS, backendCluster)
+		}
+		for _, b := range backends {
+			rep.Config.Backends = append(rep.Config.Backends, b.Name)
+		}
 	}
 	for _, name := range Scenarios() {
 		if !slices.Contains(cfg.Scenarios, name) {
 			continue
 		}
-		res, err := r.scenario(ctx, name)
-		rep.Scenarios = append(rep.Scenarios, res...)
-		if err != nil {
-			return rep, fmt.Errorf("scenario %s: %w", name, err)
+		for _, b := range backends {
+			res, err := r.scenario(ctx, name, b)
+			for i := range res {
+				res[i].Backend = b.Name
+			}
+			rep.Scenarios = append(rep.Scenarios, res...)
+			if err != nil {
+				if b.Name != "" {
+					name += " [" + b.Name + "]"
+				}
+				return rep, fmt.Errorf("scenario %s: %w", name, err)
+			}
 		}
 	}
 	return rep, nil
@@ -278,25 +315,55 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	m := rep.Machine
 	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, %s, kernel %s, %.1f GiB\n\n",
 		m.CPUs, m.CPUModel, m.GOMAXPROCS, m.GoVersion, m.OS, m.Kernel, float64(m.MemoryBytes)/(1<<30))
+	rows, several := rep.rows()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\traw/s\tdelivered/s\tratio\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlost\tdup\t")
-	for _, s := range rep.Scenarios {
+	backendCol := func(string) string { return "" }
+	if several {
+		backendCol = func(b string) string { return b + "\t" }
+	}
+	fmt.Fprintln(tw, "scenario\t"+backendCol("backend")+"raw/s\tdelivered/s\tratio\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tlost\tdup\t")
+	for _, s := range rows {
 		l := s.Latency
 		if l == nil {
 			l = &Latency{}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", s.Name,
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", s.Name, backendCol(s.Backend),
 			num(s.RawCeilingPerS), num(s.DeliveredPerS), num(s.Ratio), l.P50, l.P90, l.P99, l.P999, l.Max, s.Lost, s.Duplicates)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, s := range rep.Scenarios {
+	for _, s := range rows {
+		name := s.Name
+		if several {
+			name += " [" + s.Backend + "]"
+		}
 		if extra := s.extras(); extra != "" {
-			fmt.Fprintf(w, "  %s: %s\n", s.Name, extra)
+			fmt.Fprintf(w, "  %s: %s\n", name, extra)
 		}
 	}
 	return nil
+}
+
+// rows returns the results in the table's order: those of one name
+// together, one per backend in the order they ran, names in the order they
+// first came. several reports whether the results come from more than one
+// backend.
+func (rep *Report) rows() (rows []Result, several bool) {
+	var names []string
+	byName := map[string][]Result{}
+	backends := map[string]bool{}
+	for _, s := range rep.Scenarios {
+		if byName[s.Name] == nil {
+			names = append(names, s.Name)
+		}
+		byName[s.Name] = append(byName[s.Name], s)
+		backends[s.Backend] = true
+	}
+	for _, n := range names {
+		rows = append(rows, byName[n]...)
+	}
+	return rows, len(backends) > 1
 }
 
 // extras summarises a result's scenario-specific figures in one line.

@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -171,6 +174,8 @@ func TestConfigRejects(t *testing.T) {
 		{"unknown scenario", Config{ServerBin: "dcon", Scenarios: []string{"speed"}}},
 		{"tls with a server of its own", Config{Server: "http://127.0.0.1:1", TLS: true}},
 		{"negative events", Config{ServerBin: "dcon", Events: -1}},
+		{"nats with a running server", Config{Server: "http://127.0.0.1:1", NATS: true}},
+		{"nats with a scenario it does not run", Config{ServerBin: "dcon", NATS: true, Scenarios: []string{"backlog"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,5 +228,105 @@ func TestReportLeavesOutWhatDoesNotApply(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "latency") || !strings.Contains(table.String(), "0.999") {
 		t.Errorf("the table lacks the scenario:\n%s", table.String())
+	}
+}
+
+func TestTableSetsBackendsBesideEachOther(t *testing.T) {
+	t.Parallel()
+	res := func(name, backend string, lost int) Result {
+		return Result{Name: name, Backend: backend, DeliveredPerS: ptr(100.0), Lost: lost, Published: 1}
+	}
+	rep := Report{Machine: ThisMachine(), Scenarios: []Result{
+		res("throughput/single", "pebble", 0), res("throughput/bulk", "pebble", 0),
+		res("throughput/single", "nats", 1), res("throughput/bulk", "nats", 0),
+		res("throughput/single", "nats×3", 0), res("throughput/bulk", "nats×3", 0),
+		res("latency", "pebble", 0), res("latency", "nats", 0), res("latency", "nats×3", 0),
+	}}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for line := range strings.SplitSeq(table.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] != "machine:" && !strings.HasPrefix(f[1], "[") {
+			rows = append(rows, f[0]+" "+f[1])
+		}
+	}
+	want := []string{"scenario backend",
+		"throughput/single pebble", "throughput/single nats", "throughput/single nats×3",
+		"throughput/bulk pebble", "throughput/bulk nats", "throughput/bulk nats×3",
+		"latency pebble", "latency nats", "latency nats×3"}
+	if strings.Join(rows, "|") != strings.Join(want, "|") {
+		t.Errorf("rows:\n%s\nwant:\n%s\ntable:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"), table.String())
+	}
+	if !strings.Contains(table.String(), "  throughput/single [nats]: published 1") {
+		t.Errorf("the extras do not name the backend:\n%s", table.String())
+	}
+
+	one := Report{Scenarios: []Result{res("latency", "pebble", 0)}}
+	table.Reset()
+	if err := one.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(table.String(), "backend") {
+		t.Errorf("one backend, yet a backend column:\n%s", table.String())
+	}
+}
+
+func TestStartNATS(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d servers", n), func(t *testing.T) {
+			t.Parallel()
+			ns, err := startNATS(context.Background(), t.TempDir(), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Stop()
+			urls := ns.URLs()
+			if len(urls) != n {
+				t.Fatalf("URLs = %v, want %d", urls, n)
+			}
+			for _, u := range urls {
+				host, ok := strings.CutPrefix(u, "nats://")
+				if !ok || !strings.HasPrefix(host, "127.0.0.1:") {
+					t.Fatalf("URL %q is not a loopback nats:// URL", u)
+				}
+				c, err := net.DialTimeout("tcp", host, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				line, err := bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				if err != nil || !strings.HasPrefix(line, "INFO ") || !strings.Contains(line, `"jetstream":true`) {
+					t.Errorf("%s greets with %q, %v; want INFO with JetStream", u, line, err)
+				}
+			}
+			if !ns.clusterReady() {
+				t.Error("not clusterReady after startNATS")
+			}
+			ns.Stop()
+			if _, err := net.DialTimeout("tcp", strings.TrimPrefix(urls[0], "nats://"), time.Second); err == nil {
+				t.Errorf("%s still accepts connections after Stop", urls[0])
+			}
+		})
+	}
+}
+
+func TestNATSRunsItsScenariosOnEveryBackendByDefault(t *testing.T) {
+	t.Parallel()
+	cfg := Config{ServerBin: "dcon", NATS: true}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Scenarios, ",") != "throughput,latency,isolation" {
+		t.Errorf("scenarios = %v", cfg.Scenarios)
+	}
+	want := []string{"--nats", "nats://a:1,nats://b:2,nats://c:3", "--nats-replicas", "3"}
+	if got := backendCluster.serveFlags([]string{"nats://a:1", "nats://b:2", "nats://c:3"}); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("serveFlags = %q, want %q", got, want)
+	}
+	if got := backendPebble.serveFlags(nil); got != nil {
+		t.Errorf("Pebble's serveFlags = %q, want none", got)
 	}
 }

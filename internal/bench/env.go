@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,15 +21,18 @@ const stallTimeout = 90 * time.Second
 type env struct {
 	r         *runner
 	name      string
-	srv       *Server // nil when the server is not ours
+	backend   backend      // where the server keeps its state
+	nats      *natsServers // nil unless the backend is NATS
+	srv       *Server      // nil when the server is not ours
 	api       *client
 	receivers []*Receiver
 }
 
 // newEnv starts a server on a fresh data directory (unless the run measures
-// a running one).
-func (r *runner) newEnv(ctx context.Context, name string) (*env, error) {
-	e := &env{r: r, name: name}
+// a running one), and for a NATS backend fresh NATS servers first. On error,
+// what it started is stopped.
+func (r *runner) newEnv(ctx context.Context, name string, b backend) (*env, error) {
+	e := &env{r: r, name: name, backend: b}
 	base := r.cfg.Server
 	if base == "" {
 		dir, err := os.MkdirTemp(r.tmp, name+"-")
@@ -39,10 +43,20 @@ func (r *runner) newEnv(ctx context.Context, name string) (*env, error) {
 		if r.tls != nil {
 			flags = []string{"--ca-file", r.caFile}
 		}
-		done := r.prog.phase(name+": start the server", 0, func() (float64, string) { return 0, "" })
+		if b.NATS > 0 {
+			done := r.prog.phase(e.label("start "+b.describe()), 0, func() (float64, string) { return 0, "" })
+			e.nats, err = startNATS(ctx, filepath.Join(dir, "nats"), b.NATS)
+			done()
+			if err != nil {
+				return nil, err
+			}
+			flags = append(flags, b.serveFlags(e.nats.URLs())...)
+		}
+		done := r.prog.phase(e.label("start the server"), 0, func() (float64, string) { return 0, "" })
 		e.srv, err = StartServer(ctx, r.cfg.ServerBin, dir, append(flags, r.cfg.ServerFlags...))
 		done()
 		if err != nil {
+			e.nats.Stop()
 			return nil, err
 		}
 		base = e.srv.URL
@@ -54,12 +68,13 @@ func (r *runner) newEnv(ctx context.Context, name string) (*env, error) {
 	return e, nil
 }
 
-// close stops the receivers and the server.
+// close stops the receivers, the server and the NATS servers.
 func (e *env) close() {
 	for _, rc := range e.receivers {
 		rc.Close()
 	}
 	e.srv.Stop()
+	e.nats.Stop()
 }
 
 // sinks makes n sinks spread over listeners new receivers (sink i on receiver
@@ -381,10 +396,14 @@ func withRaw(res Result, raw *float64) Result {
 	return res
 }
 
-// label names a phase of the scenario for the progress display.
+// label names a phase of the scenario for the progress display, with the
+// backend when it is not the default.
 func (e *env) label(phase string) string {
-	if strings.HasPrefix(phase, e.name) {
-		return phase
+	if !strings.HasPrefix(phase, e.name) {
+		phase = e.name + ": " + phase
 	}
-	return e.name + ": " + phase
+	if e.backend.NATS > 0 {
+		phase += " [" + e.backend.Name + "]"
+	}
+	return phase
 }

@@ -13,9 +13,10 @@ import (
 // scenarios.
 const devicesPerProject = 16
 
-// scenario runs one scenario on an environment of its own.
-func (r *runner) scenario(ctx context.Context, name string) ([]Result, error) {
-	e, err := r.newEnv(ctx, name)
+// scenario runs one scenario on an environment of its own, whose server (if
+// the bench starts it) keeps its state in b.
+func (r *runner) scenario(ctx context.Context, name string, b backend) ([]Result, error) {
+	e, err := r.newEnv(ctx, name, b)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +48,11 @@ func (r *runner) scenario(ctx context.Context, name string) ([]Result, error) {
 			if rss, rerr := e.srv.PeakRSS(); rerr == nil && res[i].PeakRSSBytes == 0 {
 				res[i].PeakRSSBytes = rss
 			}
+		}
+	}
+	if b.NATS > 0 {
+		for i := range res {
+			res[i].Notes = append(res[i].Notes, b.note())
 		}
 	}
 	return res, err
