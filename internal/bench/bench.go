@@ -180,6 +180,7 @@ type Result struct {
 	DrainPerS     *float64 `json:"drain_per_s,omitempty"`
 	DrainS        *float64 `json:"drain_s,omitempty"`
 	HealthyLat    *Latency `json:"healthy_latency_ms,omitempty"`
+	HealthyBase   *Latency `json:"healthy_latency_baseline_ms,omitempty"`
 	HealthyQueue  *Latency `json:"healthy_latency_queueing_ms,omitempty"`
 	HealthyDrain  *Latency `json:"healthy_latency_draining_ms,omitempty"`
 	BaselinePerS  *float64 `json:"baseline_delivered_per_s,omitempty"`
@@ -401,7 +402,7 @@ func (s Result) extras() string {
 		add("drain %s/s in %.1fs", num(s.DrainPerS), *s.DrainS)
 	}
 	if s.HealthyLat != nil {
-		add("healthy p99 %.1f ms (queueing %.1f, draining %.1f)", s.HealthyLat.P99, lat99(s.HealthyQueue), lat99(s.HealthyDrain))
+		add("healthy p99 %.1f ms (baseline %.1f, queueing %.1f, draining %.1f)", s.HealthyLat.P99, lat99(s.HealthyBase), lat99(s.HealthyQueue), lat99(s.HealthyDrain))
 	}
 	if s.BaselinePerS != nil {
 		add("all healthy: %s/s, p99 %.1f ms; vs all healthy %s", num(s.BaselinePerS), lat99(s.BaselineLat), num(s.VsBaseline))

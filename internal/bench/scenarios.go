@@ -236,6 +236,15 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 		e.publishQuiet(hctx, pubSpec{pace: cfg.HealthyRate, d: 24 * time.Hour, targets: healthy.targets()}, hl)
 	})
 
+	// Its baseline: the stream alone, before anything queues.
+	baseFor := max(time.Second, cfg.Duration/4)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(baseFor):
+	}
+	baseEnd := e.r.clock.Now()
+
 	downRecv.Down()
 	l := newLedger()
 	var claimed atomic.Int64
@@ -290,10 +299,11 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 		res.Ratio = ratio(*res.DrainPerS, *raw)
 	}
 	all, _ := window(healthy.sinks, hFrom, math.MaxInt64)
-	queueing, _ := window(healthy.sinks, hFrom, queueEnd)
+	base, _ := window(healthy.sinks, hFrom, baseEnd)
+	queueing, _ := window(healthy.sinks, baseEnd, queueEnd)
 	draining, _ := window(healthy.sinks, upAt, drainEnd)
 	res.Latency, res.HealthyLat = latencyOf(all), latencyOf(all)
-	res.HealthyQueue, res.HealthyDrain = latencyOf(queueing), latencyOf(draining)
+	res.HealthyBase, res.HealthyQueue, res.HealthyDrain = latencyOf(base), latencyOf(queueing), latencyOf(draining)
 	res.Unsigned = down.sinks[0].unsigned.Load() + healthy.sinks[0].unsigned.Load()
 	res.Notes = append(res.Notes, fmt.Sprintf("%d events queued for the down endpoint; latency_ms is the healthy connector's (%d events/s throughout)", cfg.Events, cfg.HealthyRate))
 	if l.first != nil {
