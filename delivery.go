@@ -98,10 +98,15 @@ const (
 // FlowState is a connector's flow control, as the delivery engine holds it in
 // memory: read-only, for the API and operators.
 type FlowState struct {
-	Mode                FlowMode
-	Window              int // attempts the connector may have in flight
-	InFlight            int // attempts in flight, or reserved for deliveries being enqueued
-	Backlog             FlowBacklog
-	PausedUntil         time.Time // zero unless Mode is FlowPaused
-	ConsecutiveFailures int
+	Mode        FlowMode
+	Window      int // attempts the connector may have in flight
+	DrainWindow int // of Window, how many may be backlog deliveries
+	InFlight    int // attempts in flight, or reserved for deliveries being enqueued
+	// RoundTrip is the smoothed round trip of successful attempts, and
+	// LeastRoundTrip the least of the last 10 to 20 seconds; zero before the
+	// first success.
+	RoundTrip, LeastRoundTrip time.Duration
+	Backlog                   FlowBacklog
+	PausedUntil               time.Time // zero unless Mode is FlowPaused
+	ConsecutiveFailures       int
 }

@@ -24,6 +24,19 @@ import (
 // parallelism. Deliveries that find the window full are parked in the queue, at
 // their deadline, and drained oldest first when there is room.
 //
+// Draining a backlog is paced by round trips too: of the window, at most
+// the drain window's worth of attempts may be backlog deliveries. It starts
+// at InitialWindow and grows by one with each success while the endpoint
+// answers about as fast as it does unloaded; a smoothed round trip above
+// twice the least seen lately (plus QueueingDelay) says that requests now
+// wait in a queue — the endpoint's, or dcon's own run queue when its CPU is
+// the bottleneck — and it holds; above four times (plus twice
+// QueueingDelay) it shrinks by one per success, down to ReopenWindow. A
+// backlog is drained as fast as the endpoint answers without queueing, and
+// never by a thousand attempts in dcon's run queue ahead of every other
+// connector's fresh events. Fresh events are not held by round trips: each
+// goes out at once while the window has room.
+//
 // A connector whose last ProbeAfter attempts all failed for want of an answer
 // or with overload (the failures that halve the window) goes PROBING: its
 // endpoint is down, hanging or overwhelmed. Everything it gets is parked,
@@ -32,8 +45,13 @@ import (
 // answer reopens it with ReopenWindow. An endpoint that answers quickly with
 // errors costs little: its deliveries keep their own backoff.
 type FlowConfig struct {
-	InitialWindow    int           // default 64
-	MaxWindow        int           // default 1024
+	InitialWindow int // default 64
+	MaxWindow     int // default 1024
+	// QueueingDelay is the round-trip time above twice the least one that
+	// still counts as unloaded, so that the jitter of a fast endpoint (a
+	// round trip of a fraction of a millisecond) does not stop the drain
+	// window's growth. Default 2ms.
+	QueueingDelay    time.Duration
 	ReopenWindow     int           // window after a successful probe; default 4
 	ProbeAfter       int           // consecutive overload failures before PROBING; default 20
 	ProbeInterval    time.Duration // first interval between probes; default Backoff.Initial (1s)
@@ -58,6 +76,9 @@ func (c *FlowConfig) setDefaults() {
 		c.MaxWindow = 1024
 	}
 	c.MaxWindow = max(c.MaxWindow, c.InitialWindow)
+	if c.QueueingDelay <= 0 {
+		c.QueueingDelay = 2 * time.Millisecond
+	}
 	if c.ReopenWindow <= 0 {
 		c.ReopenWindow = 4
 	}
@@ -114,6 +135,68 @@ type flow struct {
 
 	lastFresh  time.Time
 	lastActive time.Time
+
+	rtt         rtt // of successful attempts
+	drainWindow int // backlog attempts it may have in flight, within window
+}
+
+// rttPeriod is how long a least round trip is remembered: the least of this
+// period and the last one is the endpoint's unloaded round trip, so that a
+// route or an endpoint that got slower for good is learnt within two periods.
+const rttPeriod = 10 * time.Second
+
+// rtt tracks a connector's round trips: the least of the last two periods,
+// and a smoothed one (TCP's: each sample moves it by an eighth).
+type rtt struct {
+	least, leastBefore time.Duration
+	periodEnd          time.Time
+	smooth             time.Duration
+}
+
+// base is the least round trip of this period and the last one.
+func (r *rtt) base() time.Duration {
+	if r.leastBefore > 0 && (r.least == 0 || r.leastBefore < r.least) {
+		return r.leastBefore
+	}
+	return r.least
+}
+
+// load is what the round trips say of the endpoint's load, for the drain
+// window.
+type load int
+
+const (
+	unloaded  load = iota // the drain window may grow
+	queueing              // hold it
+	congested             // shrink it
+)
+
+// sample records a successful attempt's round trip d at now and returns the
+// load it shows. Without a measured round trip, the endpoint counts as
+// unloaded.
+func (r *rtt) sample(d time.Duration, now time.Time, slack time.Duration) load {
+	if d <= 0 {
+		return unloaded
+	}
+	if now.After(r.periodEnd) {
+		r.leastBefore, r.least, r.periodEnd = r.least, 0, now.Add(rttPeriod)
+	}
+	if r.least == 0 || d < r.least {
+		r.least = d
+	}
+	if r.smooth == 0 {
+		r.smooth = d
+	} else {
+		r.smooth += (d - r.smooth) / 8
+	}
+	base := r.base()
+	switch {
+	case r.smooth > 4*base+2*slack:
+		return congested
+	case r.smooth > 2*base+slack:
+		return queueing
+	}
+	return unloaded
 }
 
 // borrowable is how many of f's backlog attempts a fresh delivery may count
@@ -155,7 +238,7 @@ func newFlows(cfg FlowConfig, gated bool, maxInFlight int) *flows {
 func (fs *flows) getLocked(id string, now time.Time) *flow {
 	f := fs.m[id]
 	if f == nil {
-		f = &flow{id: id, window: fs.cfg.InitialWindow, backlog: dcon.BacklogNone}
+		f = &flow{id: id, window: fs.cfg.InitialWindow, drainWindow: fs.cfg.InitialWindow, backlog: dcon.BacklogNone}
 		fs.m[id] = f
 	}
 	f.lastActive = now
@@ -324,6 +407,12 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		case f.window < fs.cfg.MaxWindow:
 			f.window++
 		}
+		switch f.rtt.sample(res.Duration, now, fs.cfg.QueueingDelay) {
+		case unloaded:
+			f.drainWindow = min(f.drainWindow+1, fs.cfg.MaxWindow)
+		case congested:
+			f.drainWindow = max(f.drainWindow-1, fs.cfg.ReopenWindow)
+		}
 		return false
 	}
 	f.failures++
@@ -443,7 +532,7 @@ func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 		}
 		f.probeOut, g.probe, room = true, true, 1
 	default:
-		avail := f.window - f.inFlight
+		avail := min(f.window-f.inFlight, f.drainWindow-f.drainers)
 		if now.Sub(f.lastFresh) < fs.cfg.FreshWithin {
 			avail = min(avail, max(1, f.window/2)-f.drainers)
 		}
@@ -516,10 +605,11 @@ func (fs *flows) state(id string, now time.Time) dcon.FlowState {
 	defer fs.mu.Unlock()
 	f := fs.m[id]
 	if f == nil {
-		return dcon.FlowState{Mode: dcon.FlowOpen, Window: fs.cfg.InitialWindow, Backlog: dcon.BacklogNone}
+		return dcon.FlowState{Mode: dcon.FlowOpen, Window: fs.cfg.InitialWindow, DrainWindow: fs.cfg.InitialWindow, Backlog: dcon.BacklogNone}
 	}
-	s := dcon.FlowState{Mode: dcon.FlowOpen, Window: f.window, InFlight: f.inFlight,
-		Backlog: f.backlog, ConsecutiveFailures: f.failures}
+	s := dcon.FlowState{Mode: dcon.FlowOpen, Window: f.window, DrainWindow: min(f.drainWindow, f.window),
+		InFlight: f.inFlight, Backlog: f.backlog, ConsecutiveFailures: f.failures,
+		RoundTrip: f.rtt.smooth, LeastRoundTrip: f.rtt.base()}
 	switch {
 	case now.Before(f.paused):
 		s.Mode, s.PausedUntil = dcon.FlowPaused, f.paused

@@ -382,7 +382,7 @@ func TestParkedDeliveriesExpireAtTwelveHours(t *testing.T) {
 func TestFlowOfAnUnknownConnectorIsOpen(t *testing.T) {
 	t.Parallel()
 	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 16})
-	want := dcon.FlowState{Mode: dcon.FlowOpen, Window: 16, Backlog: dcon.BacklogNone}
+	want := dcon.FlowState{Mode: dcon.FlowOpen, Window: 16, DrainWindow: 16, Backlog: dcon.BacklogNone}
 	if s := f.engine.Flow("nobody"); s != want {
 		t.Errorf("Flow = %+v, want %+v", s, want)
 	}
@@ -537,4 +537,107 @@ func TestBusyEndpointKeepsItsInitialWindow(t *testing.T) {
 	if s := f.engine.Flow("c1"); s.Window >= 8 {
 		t.Fatalf("after overload with no success: window %d, want below 8", s.Window)
 	}
+}
+
+// sequential publishes events one at a time, each attempted and answered
+// before the next.
+func (f *flowFixture) sequential(t *testing.T, connector string, eventIDs ...string) {
+	t.Helper()
+	for _, id := range eventIDs {
+		f.publish(t, connector, id)
+		f.engine.Wait()
+	}
+}
+
+func TestDrainWindowFollowsRoundTrips(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 8, MaxWindow: 200, ProbeAfter: 100,
+		QueueingDelay: time.Millisecond})
+	ok := func(d time.Duration) { f.endpoint.set("c1", webhook.Result{StatusCode: 200, Duration: d}) }
+
+	// Answers as fast as ever: both windows grow.
+	ok(10 * time.Millisecond)
+	f.sequential(t, "c1", ids("fast", 20)...)
+	s := f.engine.Flow("c1")
+	if s.Window != 28 || s.DrainWindow != 28 || s.RoundTrip != 10*time.Millisecond || s.LeastRoundTrip != 10*time.Millisecond {
+		t.Fatalf("after 20 answers in 10ms: %+v, want both windows 28 and round trips of 10ms", s)
+	}
+
+	// Answers in 30ms, more than twice the least: the smoothed round trip
+	// crosses 21ms within a few answers, and the drain window stops there,
+	// while the window grows on.
+	ok(30 * time.Millisecond)
+	f.sequential(t, "c1", ids("slower", 20)...)
+	s = f.engine.Flow("c1")
+	held := s.DrainWindow
+	if s.Window != 48 || held <= 28 || held >= 40 || s.LeastRoundTrip != 10*time.Millisecond {
+		t.Fatalf("after 20 answers in 30ms: %+v, want window 48 and the drain window held between 28 and 40", s)
+	}
+
+	// Answers in 100ms, more than four times the least: the drain window
+	// shrinks by one per answer.
+	ok(100 * time.Millisecond)
+	f.sequential(t, "c1", ids("queued", 20)...)
+	s = f.engine.Flow("c1")
+	if s.Window != 68 || s.DrainWindow >= held || s.DrainWindow < held-20 {
+		t.Fatalf("after 20 answers in 100ms: %+v, want window 68 and the drain window below %d", s, held)
+	}
+}
+
+func TestBacklogDrainsWithinTheDrainWindow(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, MaxWindow: 100, ReopenWindow: 2,
+		ProbeAfter: 100, QueueingDelay: time.Millisecond})
+	if err := f.engine.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Fast answers, then answers queued far beyond the least round trip:
+	// the window grows to 48, the drain window shrinks to ReopenWindow.
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200, Duration: time.Millisecond})
+	f.sequential(t, "c1", ids("a", 4)...)
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200, Duration: 50 * time.Millisecond})
+	f.sequential(t, "c1", ids("b", 40)...)
+	if s := f.engine.Flow("c1"); s.Window != 48 || s.DrainWindow != 2 {
+		t.Fatalf("before the backlog: %+v, want window 48, drain window 2", s)
+	}
+
+	// 48 fresh events fill the window; 12 more are parked.
+	release := f.block("c1")
+	f.publish(t, "c1", ids("c", 48)...)
+	waitUntil(t, "the window full", func() bool { return f.engine.InFlight() == 48 })
+	f.publish(t, "c1", ids("p", 12)...)
+	if s := f.engine.Flow("c1"); s.Backlog == dcon.BacklogNone {
+		t.Fatalf("12 events past a full window: %+v, want a backlog", s)
+	}
+	hold := make(chan struct{})
+	f.endpoint.mu.Lock()
+	f.endpoint.hold["p"] = hold
+	f.endpoint.mu.Unlock()
+	f.unblock("c1")
+	close(release)
+	// The fresh events are answered, and the backlog drains two at a time
+	// (held by the endpoint), however often the engine looks.
+	waitUntil(t, "the fresh events answered, two backlog attempts out", func() bool {
+		for _, id := range ids("c", 48) {
+			if f.endpoint.count(id) != 1 {
+				return false
+			}
+		}
+		return f.engine.InFlight() == 2
+	})
+	for range 3 {
+		if _, err := f.engine.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.engine.InFlight(); n != 2 {
+			t.Fatalf("%d backlog attempts in flight, want the drain window's 2", n)
+		}
+	}
+	close(hold)
+	waitUntil(t, "the backlog drained", func() bool {
+		if _, err := f.engine.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return f.depth(t, "c1") == 0 && f.engine.InFlight() == 0
+	})
 }

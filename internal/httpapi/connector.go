@@ -8,7 +8,9 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/xid"
 
@@ -40,14 +42,25 @@ type FlowReader interface {
 	Flow(connectorID string) dcon.FlowState
 }
 
+// durationJSON writes d as a JSON Duration, in seconds to the microsecond:
+// "0.000412s".
+func durationJSON(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(time.Microsecond).Seconds(), 'f', -1, 64) + "s"
+}
+
 // flowControlResource is dcon.FlowState as the API shows it.
 type flowControlResource struct {
 	State               dcon.FlowMode    `json:"state"`
 	Window              int              `json:"window"`
+	DrainWindow         int              `json:"drainWindow"`
 	InFlight            int              `json:"inFlight"`
 	Backlog             dcon.FlowBacklog `json:"backlog"`
 	PausedUntil         string           `json:"pausedUntil,omitempty"`
 	ConsecutiveFailures int              `json:"consecutiveFailures"`
+	// RoundTrip and LeastRoundTrip are durations ("0.004s"), absent before
+	// the first success.
+	RoundTrip      string `json:"roundTrip,omitempty"`
+	LeastRoundTrip string `json:"leastRoundTrip,omitempty"`
 }
 
 type httpConfigResource struct {
@@ -106,8 +119,11 @@ func (a *api) connectorResource(c *dcon.Connector) connectorResource {
 	r := newConnectorResource(c)
 	if a.flow != nil {
 		s := a.flow.Flow(c.ID)
-		r.FlowControl = &flowControlResource{State: s.Mode, Window: s.Window, InFlight: s.InFlight,
-			Backlog: s.Backlog, ConsecutiveFailures: s.ConsecutiveFailures}
+		r.FlowControl = &flowControlResource{State: s.Mode, Window: s.Window, DrainWindow: s.DrainWindow,
+			InFlight: s.InFlight, Backlog: s.Backlog, ConsecutiveFailures: s.ConsecutiveFailures}
+		if s.RoundTrip > 0 {
+			r.FlowControl.RoundTrip, r.FlowControl.LeastRoundTrip = durationJSON(s.RoundTrip), durationJSON(s.LeastRoundTrip)
+		}
 		if !s.PausedUntil.IsZero() {
 			r.FlowControl.PausedUntil = dcon.FormatTime(s.PausedUntil)
 		}
