@@ -18,8 +18,10 @@ const liveSeconds = int64(LiveWindow / time.Second)
 // succeeded and failed, how many deliveries expired, and the attempts'
 // latency, second by second over the last LiveWindow: what the live chart
 // draws. Observe is quick and allocates only for a connector's first outcome
-// (its ring of buckets); memory is about 7 KB per connector that had an
-// outcome in the last LiveWindow, the others being forgotten as new ones come.
+// (its series) and when a second begins that the series had no room for;
+// memory is about 40 bytes per second with outcomes, per connector that had an
+// outcome in the last LiveWindow (at most 7 KB each), the others being
+// forgotten as new ones come.
 //
 // The zero value is not usable; use NewLive.
 type Live struct {
@@ -30,12 +32,46 @@ type Live struct {
 	pruneAt int
 }
 
-// series is one connector's ring of per-second buckets, indexed by the Unix
-// second modulo liveSeconds.
+// series is one connector's per-second buckets: only the seconds that had an
+// outcome, in order, none older than LiveWindow before the latest — a
+// connector with an event a minute costs a few buckets, not a whole window.
 type series struct {
 	mu   sync.Mutex
-	last int64 // the latest second observed
-	b    [liveSeconds]bucket
+	last int64    // the latest second observed
+	b    []bucket // by sec, ascending
+}
+
+// bucket returns the bucket of sec, made if needed, or nil if sec is older
+// than the window before the latest second.
+func (s *series) bucket(sec int64) *bucket {
+	if sec <= s.last-liveSeconds {
+		return nil
+	}
+	// Outcomes come in time order but for a few: look from the end.
+	i := len(s.b)
+	for i > 0 && s.b[i-1].sec > sec {
+		i--
+	}
+	if i > 0 && s.b[i-1].sec == sec {
+		return &s.b[i-1]
+	}
+	if sec > s.last {
+		s.last = sec
+		// Drop the seconds that left the window.
+		old := 0
+		for old < len(s.b) && s.b[old].sec <= sec-liveSeconds {
+			old++
+		}
+		if old > 0 {
+			n := copy(s.b, s.b[old:])
+			s.b = s.b[:n]
+			i -= old
+		}
+	}
+	s.b = append(s.b, bucket{})
+	copy(s.b[i+1:], s.b[i:])
+	s.b[i] = bucket{sec: sec}
+	return &s.b[i]
 }
 
 // bucket holds one second of one connector.
@@ -60,9 +96,10 @@ func (l *Live) Observe(o *dcon.Outcome) {
 	s := l.get(o.ConnectorID, o.At.Unix())
 	sec := o.At.Unix()
 	s.mu.Lock()
-	b := &s.b[slot(sec)]
-	if b.sec != sec {
-		*b = bucket{sec: sec}
+	defer s.mu.Unlock()
+	b := s.bucket(sec)
+	if b == nil {
+		return // older than the window
 	}
 	switch {
 	case o.Expired:
@@ -77,11 +114,7 @@ func (l *Live) Observe(o *dcon.Outcome) {
 		b.latencySum += us
 		b.latencyMax = max(b.latencyMax, us)
 	}
-	s.last = max(s.last, sec)
-	s.mu.Unlock()
 }
-
-func slot(sec int64) int64 { return ((sec % liveSeconds) + liveSeconds) % liveSeconds }
 
 // get returns the series of a connector, made if needed.
 func (l *Live) get(id string, sec int64) *series {
@@ -145,12 +178,13 @@ func (l *Live) Points(connectorID string, now time.Time, n int) []Point {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range out {
-		b := &s.b[slot(out[i].T)]
-		if b.sec != out[i].T {
+	first := end - int64(n)
+	for j := range s.b {
+		b := &s.b[j]
+		if b.sec < first || b.sec >= end {
 			continue
 		}
-		p := &out[i]
+		p := &out[b.sec-first]
 		p.Delivered, p.Failed, p.Expired = int(b.ok), int(b.failed), int(b.expired)
 		if attempts := b.ok + b.failed; attempts > 0 {
 			p.AvgMs = float64(b.latencySum) / float64(attempts) / 1000

@@ -131,3 +131,44 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveKeepsOnlySecondsWithOutcomes: a quiet connector costs a bucket per
+// second that had an outcome, not a whole window; outcomes out of order land
+// in their own second, and seconds that left the window are dropped.
+func TestLiveKeepsOnlySecondsWithOutcomes(t *testing.T) {
+	t.Parallel()
+	l := NewLive()
+	base := time.Unix(1_700_000_000, 0)
+	for _, s := range []int{10, 12, 11, 12, 10} { // out of order, repeated
+		l.Observe(&dcon.Outcome{ConnectorID: "c", At: base.Add(time.Duration(s) * time.Second), Latency: time.Millisecond})
+	}
+	got := l.Points("c", base.Add(13*time.Second), 4)
+	for i, want := range []int{0, 2, 1, 2} { // seconds 9..12
+		if got[i].Delivered != want {
+			t.Errorf("second %d: %d delivered, want %d", 9+i, got[i].Delivered, want)
+		}
+	}
+	buckets := func() int {
+		l.mu.RLock()
+		s := l.series["c"]
+		l.mu.RUnlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.b)
+	}
+	if n := buckets(); n != 3 {
+		t.Errorf("%d buckets for 3 seconds with outcomes", n)
+	}
+	// One outcome a minute for an hour: the window holds at most 3 of them.
+	for m := 1; m <= 60; m++ {
+		l.Observe(&dcon.Outcome{ConnectorID: "c", At: base.Add(time.Duration(m) * time.Minute)})
+	}
+	if n := buckets(); n > int(LiveWindow/time.Minute) {
+		t.Errorf("%d buckets kept for one outcome a minute, want at most %d", n, int(LiveWindow/time.Minute))
+	}
+	// An outcome older than the window is not recorded.
+	l.Observe(&dcon.Outcome{ConnectorID: "c", At: base})
+	if n := buckets(); n > int(LiveWindow/time.Minute) {
+		t.Errorf("an outcome older than the window was kept: %d buckets", n)
+	}
+}
