@@ -232,7 +232,7 @@ func urlHost(raw string) string {
 // headerProblem says what is wrong with a custom header, or "".
 func headerProblem(name, value string) string {
 	switch {
-	case !isToken(name):
+	case !IsHTTPToken(name):
 		return "not a valid header name"
 	case len(name) > MaxHeaderNameLen:
 		return "name over " + strconv.Itoa(MaxHeaderNameLen) + " bytes"
@@ -262,8 +262,9 @@ func ReservedHeader(name string) bool {
 	return len(name) >= len("proxy-") && strings.EqualFold(name[:len("proxy-")], "proxy-")
 }
 
-// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).
-func isToken(s string) bool {
+// IsHTTPToken reports whether s is an HTTP token (RFC 9110, section 5.6.2):
+// what a header's name must be.
+func IsHTTPToken(s string) bool {
 	if s == "" {
 		return false
 	}

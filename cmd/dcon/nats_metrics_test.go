@@ -16,22 +16,31 @@ func namedNATSNode(t *testing.T, url, name, caFile string) *natsNode {
 	return startNATSNode(t, nc, caFile)
 }
 
+// twoNodeFleet starts two nodes, a and b, on one NATS server, and through a
+// a project, a temperature device and a connector to a test receiver at
+// path, which b has seen.
+func twoNodeFleet(t *testing.T, path string) (a, b *natsNode, rc *testReceiver, project string, conn connectorResource, dev deviceResource) {
+	t.Helper()
+	srv := natstest.StartServer(t, nil)
+	rc = newTestReceiver(t)
+	ca := rc.caFile(t)
+	a = namedNATSNode(t, srv.ClientURL(), "a", ca)
+	b = namedNATSNode(t, srv.ClientURL(), "b", ca)
+	project = createProject(a.api)
+	a.api.project, b.api.project = project, project
+	conn = createConnector(a.api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL + path}})
+	dev = createDevice(a.api, "temperature", map[string]string{})
+	waitConnectorOn(t, b, project, lastPart(conn.Name))
+	return a, b, rc, project, conn, dev
+}
+
 // TestNATSFleetMetrics: `:metrics` on any node of a fleet counts every
 // node's attempts. Events published through a node are delivered by that
 // node; once the nodes' statistics are flushed (every 10 s; here at once),
 // both nodes answer the sum.
 func TestNATSFleetMetrics(t *testing.T) {
 	t.Parallel()
-	srv := natstest.StartServer(t, nil)
-	rc := newTestReceiver(t)
-	ca := rc.caFile(t)
-	a := namedNATSNode(t, srv.ClientURL(), "a", ca)
-	b := namedNATSNode(t, srv.ClientURL(), "b", ca)
-	project := createProject(a.api)
-	a.api.project, b.api.project = project, project
-	conn := createConnector(a.api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL + "/m"}})
-	dev := createDevice(a.api, "temperature", map[string]string{})
-	waitConnectorOn(t, b, project, lastPart(conn.Name))
+	a, b, rc, project, conn, dev := twoNodeFleet(t, "/m")
 
 	const perNode = 3
 	for _, n := range []*natsNode{a, b} {
@@ -93,16 +102,7 @@ type metricsAnswer struct {
 // second; two rotations through two nodes at once both count.
 func TestNATSFleetKeyRotation(t *testing.T) {
 	t.Parallel()
-	srv := natstest.StartServer(t, nil)
-	rc := newTestReceiver(t)
-	ca := rc.caFile(t)
-	a := namedNATSNode(t, srv.ClientURL(), "a", ca)
-	b := namedNATSNode(t, srv.ClientURL(), "b", ca)
-	project := createProject(a.api)
-	a.api.project, b.api.project = project, project
-	conn := createConnector(a.api, map[string]any{"type": "HTTP_PUSH", "httpConfig": map[string]any{"url": rc.URL + "/k"}})
-	dev := createDevice(a.api, "temperature", map[string]string{})
-	waitConnectorOn(t, b, project, lastPart(conn.Name))
+	a, b, rc, _, _, dev := twoNodeFleet(t, "/k")
 
 	var before keysAnswer
 	b.api.mustCall("GET", "/v2/keys", nil, &before)

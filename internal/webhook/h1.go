@@ -295,7 +295,7 @@ func writeHeaderBytes(w *bufio.Writer, k string, v []byte) {
 // names the header, never its value.
 func checkHeaders(h map[string]string) error {
 	for k, v := range h {
-		if !validHeaderName(k) {
+		if !dcon.IsHTTPToken(k) {
 			return &Error{msg: "invalid header: a name in the connector's headers is not an HTTP token", err: errInvalidHeader}
 		}
 		if !validHeaderValue(v) {
@@ -303,24 +303,6 @@ func checkHeaders(h map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110, 5.6.2).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue reports whether s holds no control character but tab, as
