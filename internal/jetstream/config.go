@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Config says where the JetStream queue lives and how it is shaped. The zero
@@ -185,4 +187,34 @@ func (c *Config) natsOptions() ([]nats.Option, error) {
 		opts = append(opts, nats.Secure(c.TLS))
 	}
 	return opts, nil
+}
+
+// setUpRetryFor bounds how long opening waits for a cluster that cannot
+// place streams yet: one still forming, or a server restarting.
+const setUpRetryFor = 30 * time.Second
+
+// jsErrNoPlacement is JetStream's "no suitable peers for placement": the
+// meta leader does not know enough servers (yet) for the replicas asked.
+const jsErrNoPlacement jetstream.ErrorCode = 10005
+
+// retrySetUp calls try until it succeeds, fails in a way that waiting will
+// not mend, setUpRetryFor passes, or ctx ends, so that a node started with
+// its NATS cluster waits for the cluster rather than exits.
+func retrySetUp[T any](ctx context.Context, try func() (T, error)) (T, error) {
+	deadline := time.Now().Add(setUpRetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		v, err := try()
+		var apiErr *jetstream.APIError
+		again := transient(err) || errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrNoPlacement
+		if err == nil || !again || time.Now().Add(wait).After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

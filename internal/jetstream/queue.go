@@ -194,32 +194,36 @@ func (q *Queue) setUp(ctx context.Context) error {
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return unavailable(err, "look up stream %s", name)
 	}
-	q.queue, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              name,
-		Description:       "dcon deliveries: one message per (connector, event)",
-		Subjects:          []string{c.Prefix + ".q.>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxMsgsPerSubject: 1,
-		MaxAge:            c.MaxAge,
-		Storage:           jetstream.FileStorage,
-		Replicas:          c.Replicas,
-		Duplicates:        time.Second, // no Nats-Msg-Id: rewriting a subject is idempotent
-		AllowDirect:       true,
-		Metadata:          map[string]string{metaPartitions: strconv.Itoa(c.Partitions)},
+	q.queue, err = retrySetUp(ctx, func() (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              name,
+			Description:       "dcon deliveries: one message per (connector, event)",
+			Subjects:          []string{c.Prefix + ".q.>"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			MaxAge:            c.MaxAge,
+			Storage:           jetstream.FileStorage,
+			Replicas:          c.Replicas,
+			Duplicates:        time.Second, // no Nats-Msg-Id: rewriting a subject is idempotent
+			AllowDirect:       true,
+			Metadata:          map[string]string{metaPartitions: strconv.Itoa(c.Partitions)},
+		})
 	})
 	if err != nil {
 		return unavailable(err, "make stream %s", name)
 	}
-	q.dead, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              c.Prefix + "_DEAD",
-		Description:       "dcon dead letters: deliveries that expired",
-		Subjects:          []string{c.Prefix + ".dl.>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxMsgsPerSubject: 1,
-		MaxAge:            c.DeadLetterMaxAge,
-		Storage:           jetstream.FileStorage,
-		Replicas:          c.Replicas,
-		Duplicates:        time.Second,
+	q.dead, err = retrySetUp(ctx, func() (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              c.Prefix + "_DEAD",
+			Description:       "dcon dead letters: deliveries that expired",
+			Subjects:          []string{c.Prefix + ".dl.>"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			MaxAge:            c.DeadLetterMaxAge,
+			Storage:           jetstream.FileStorage,
+			Replicas:          c.Replicas,
+			Duplicates:        time.Second,
+		})
 	})
 	if err != nil {
 		return unavailable(err, "make stream %s_DEAD", c.Prefix)
@@ -227,14 +231,16 @@ func (q *Queue) setUp(ctx context.Context) error {
 	q.consumers = make([]jetstream.Consumer, c.Partitions)
 	for p := range c.Partitions {
 		durable := q.durable(p)
-		q.consumers[p], err = q.queue.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       durable,
-			FilterSubject: fmt.Sprintf("%s.q.%d.>", c.Prefix, p),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       c.AckWait,
-			MaxAckPending: c.MaxAckPending,
-			MaxDeliver:    -1,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
+		q.consumers[p], err = retrySetUp(ctx, func() (jetstream.Consumer, error) {
+			return q.queue.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+				Durable:       durable,
+				FilterSubject: fmt.Sprintf("%s.q.%d.>", c.Prefix, p),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       c.AckWait,
+				MaxAckPending: c.MaxAckPending,
+				MaxDeliver:    -1,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			})
 		})
 		if err != nil {
 			return unavailable(err, "make consumer %s", durable)

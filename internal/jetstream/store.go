@@ -169,8 +169,10 @@ func (s *Store) setUp(ctx context.Context) error {
 		{&s.stats, p + "_STATS", "dcon: each node's delivery statistics, by connector"},
 		{&s.secrets, p + "_SECRETS", "dcon: the signing keys and server key every node shares"},
 	} {
-		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage, Replicas: r,
+		*b.kv, err = retrySetUp(ctx, func() (jetstream.KeyValue, error) {
+			return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage, Replicas: r,
+			})
 		})
 		if err != nil {
 			return storeUnavailable(err, "make bucket %s", b.name)
