@@ -31,7 +31,10 @@ import (
 // twice the least seen lately (plus QueueingDelay) says that requests now
 // wait in a queue — the endpoint's, or dcon's own run queue when its CPU is
 // the bottleneck — and it holds; above four times (plus twice
-// QueueingDelay) it shrinks by one per success, down to ReopenWindow. A
+// QueueingDelay) it shrinks by one per success, down to InitialWindow (a
+// busy endpoint always keeps that much: an endpoint whose answers are slow
+// by nature, or that hangs on some requests, must not be drained a few at a
+// time). A
 // backlog is drained as fast as the endpoint answers without queueing, and
 // never by a thousand attempts in dcon's run queue ahead of every other
 // connector's fresh events. Fresh events are not held by round trips: each
@@ -411,7 +414,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		case unloaded:
 			f.drainWindow = min(f.drainWindow+1, fs.cfg.MaxWindow)
 		case congested:
-			f.drainWindow = max(f.drainWindow-1, fs.cfg.ReopenWindow)
+			f.drainWindow = max(f.drainWindow-1, fs.cfg.InitialWindow)
 		}
 		return false
 	}

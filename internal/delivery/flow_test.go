@@ -586,15 +586,15 @@ func TestDrainWindowFollowsRoundTrips(t *testing.T) {
 
 func TestBacklogDrainsWithinTheDrainWindow(t *testing.T) {
 	t.Parallel()
-	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, MaxWindow: 100, ReopenWindow: 2,
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 2, MaxWindow: 100, ReopenWindow: 1,
 		ProbeAfter: 100, QueueingDelay: time.Millisecond})
 	if err := f.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Fast answers, then answers queued far beyond the least round trip:
-	// the window grows to 48, the drain window shrinks to ReopenWindow.
+	// the window grows to 48, the drain window shrinks back to InitialWindow.
 	f.endpoint.set("c1", webhook.Result{StatusCode: 200, Duration: time.Millisecond})
-	f.sequential(t, "c1", ids("a", 4)...)
+	f.sequential(t, "c1", ids("a", 6)...)
 	f.endpoint.set("c1", webhook.Result{StatusCode: 200, Duration: 50 * time.Millisecond})
 	f.sequential(t, "c1", ids("b", 40)...)
 	if s := f.engine.Flow("c1"); s.Window != 48 || s.DrainWindow != 2 {
