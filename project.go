@@ -2,6 +2,8 @@ package dcon
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -35,4 +37,30 @@ type ProjectStore interface {
 	// keys; ECONFLICT while it has connectors or devices, or holds an owner
 	// account.
 	DeleteProject(ctx context.Context, id string) error
+}
+
+// ProjectInUseError is the error of deleting a project that still has data
+// connectors or devices, with code ECONFLICT, for example "project has 2 data
+// connectors and 5 devices; delete them first". Every store answers it.
+func ProjectInUseError(connectors, devices int) error {
+	var parts []string
+	if connectors > 0 {
+		parts = append(parts, plural(connectors, "data connector"))
+	}
+	if devices > 0 {
+		parts = append(parts, plural(devices, "device"))
+	}
+	them := "them"
+	if connectors+devices == 1 {
+		them = "it"
+	}
+	return Errorf(ECONFLICT, "project has %s; delete %s first", strings.Join(parts, " and "), them)
+}
+
+// plural returns "1 device", "2 devices".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -2,8 +2,6 @@ package jetstream
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"dcon"
 )
@@ -73,7 +71,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	}
 	connectors, devices := s.count("c."+id), s.count("v."+id)
 	if connectors+devices > 0 {
-		return dcon.Errorf(dcon.ECONFLICT, "%s", inUse(connectors, devices))
+		return dcon.ProjectInUseError(connectors, devices)
 	}
 	accounts, err := all[dcon.ServiceAccount](s, "s."+id)
 	if err != nil {
@@ -93,31 +91,6 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		}
 	}
 	return s.remove(ctx, "p."+id, "project", "projects/"+id)
-}
-
-// inUse says what keeps a project from being deleted, in the words of
-// internal/pebble.
-func inUse(connectors, devices int) string {
-	var parts []string
-	if connectors > 0 {
-		parts = append(parts, plural(connectors, "data connector"))
-	}
-	if devices > 0 {
-		parts = append(parts, plural(devices, "device"))
-	}
-	them := "them"
-	if connectors+devices == 1 {
-		them = "it"
-	}
-	return fmt.Sprintf("project has %s; delete %s first", strings.Join(parts, " and "), them)
-}
-
-// plural returns "1 device", "2 devices".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // CreateConnector stores a new connector, or fails with ECONFLICT.

@@ -109,7 +109,7 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 		return err
 	}
 	if connectors+devices > 0 {
-		return dcon.Errorf(dcon.ECONFLICT, "%s", inUse(connectors, devices))
+		return dcon.ProjectInUseError(connectors, devices)
 	}
 	e, err := db.engine()
 	if err != nil {
@@ -128,31 +128,6 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 		return unavailable(err, "delete %s", key)
 	}
 	return nil
-}
-
-// inUse says what keeps a project from being deleted, for example "project has
-// 2 data connectors and 5 devices; delete them first".
-func inUse(connectors, devices int) string {
-	var parts []string
-	if connectors > 0 {
-		parts = append(parts, plural(connectors, "data connector"))
-	}
-	if devices > 0 {
-		parts = append(parts, plural(devices, "device"))
-	}
-	them := "them"
-	if connectors+devices == 1 {
-		them = "it"
-	}
-	return fmt.Sprintf("project has %s; delete %s first", strings.Join(parts, " and "), them)
-}
-
-// plural returns "1 device", "2 devices".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // CreateMissingProjects creates a project, in dcon.DefaultOrganization and
