@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -69,7 +68,7 @@ func (s *Store) publishAll(ctx context.Context, kv jetstream.KeyValue, keys []st
 	for i, k := range keys {
 		subjects[i] = "$KV." + kv.Bucket() + "." + k
 	}
-	if _, err := publishRetrying(ctx, s.js, slog.New(slog.DiscardHandler), subjects, vals); err != nil {
+	if _, err := publishRetrying(ctx, s.js, s.cfg.Config.Logger, subjects, vals); err != nil {
 		return storeUnavailable(err, "write %s", keys[0])
 	}
 	return nil
