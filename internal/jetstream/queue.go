@@ -980,11 +980,15 @@ func (q *Queue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error 
 	case err != nil:
 		return unavailable(err, "retry %s/%s", d.ConnectorID, d.EventID)
 	}
-	// The new version goes to whichever node fetches it next.
+	// The new version goes to whichever node fetches it next. The
+	// consumer's count of pending messages may not show it yet (the old
+	// version's removal races the new one's signal), so this node's next
+	// fetch of the partition checks the stream itself.
 	q.mu.Lock()
 	if e, ok := q.held[k]; ok && e.seq == seq {
 		q.forget(k)
 	}
+	q.swept[q.partition(d.ConnectorID)] = time.Time{}
 	q.mu.Unlock()
 	return nil
 }
