@@ -680,7 +680,11 @@ func (a *acker) commit(batch []dcon.Delivery) {
 func (e *Engine) expire(ctx context.Context, ds []dcon.Delivery, now time.Time) {
 	for i := range ds {
 		if ds[i].LastError == "" {
+			// Parked while its connector was PROBING, most likely: say why.
 			ds[i].LastError = "expired before any attempt"
+			if last := e.flows.lastError(ds[i].ConnectorID); last != "" {
+				ds[i].LastError += "; its connector's last error: " + last
+			}
 		}
 	}
 	if err := e.cfg.Queue.Expire(ctx, ds, now); err != nil {

@@ -45,8 +45,18 @@ import (
 // endpoint is down, hanging or overwhelmed. Everything it gets is parked,
 // and one probe at a time is sent, ProbeInterval after the last failure at
 // first, doubling (with jitter) up to MaxProbeInterval. A probe that gets an
-// answer reopens it with ReopenWindow. An endpoint that answers quickly with
-// errors costs little: its deliveries keep their own backoff.
+// answer reopens it with ReopenWindow.
+//
+// A connector whose last ProbeAfterErrors attempts all failed, whatever the
+// failure (a 500, a 4xx, a redirect), goes PROBING too: its endpoint answers,
+// but with nothing but errors, and attempting every fresh event and each
+// one's retries spent on it several times the CPU and sockets a healthy
+// connector spends. Only a success reopens it. A probe it answers with an
+// error is retried on its own backoff rather than parked, so the next probe
+// is another delivery: one event that the endpoint always refuses (a poison
+// event) cannot hold the backlog behind it once the endpoint takes the others.
+// Failures mixed with successes, however many, never lead there: each
+// success starts the count again.
 type FlowConfig struct {
 	InitialWindow int // default 64
 	MaxWindow     int // default 1024
@@ -57,6 +67,7 @@ type FlowConfig struct {
 	QueueingDelay    time.Duration
 	ReopenWindow     int           // window after a successful probe; default 4
 	ProbeAfter       int           // consecutive overload failures before PROBING; default 20
+	ProbeAfterErrors int           // consecutive failures of any kind before PROBING; default 64
 	ProbeInterval    time.Duration // first interval between probes; default Backoff.Initial (1s)
 	MaxProbeInterval time.Duration // default Backoff.Max, at most 30s
 	// IdleAfter is how long a connector's state is kept once it has nothing
@@ -88,6 +99,9 @@ func (c *FlowConfig) setDefaults() {
 	if c.ProbeAfter <= 0 {
 		c.ProbeAfter = 20
 	}
+	if c.ProbeAfterErrors <= 0 {
+		c.ProbeAfterErrors = 64
+	}
 	if c.ProbeInterval <= 0 {
 		c.ProbeInterval = time.Second
 	}
@@ -117,13 +131,17 @@ type flow struct {
 	reservedProbe bool
 	drainers      int // of inFlight: attempts of backlog deliveries
 
-	probing    bool
+	probing bool
+	// failing: PROBING because every answer was an error, not for want of
+	// answers; only a success reopens it.
+	failing    bool
 	probeOut   bool // a probe is in flight
 	probeAt    time.Time
 	probeDelay time.Duration
 	paused     time.Time // nothing is sent before
 	failures   int       // consecutive
 	overloads  int       // consecutive overload failures; any answer but those resets it
+	lastErr    string    // the last failure's error
 
 	seq         uint64 // attempts started
 	decreaseSeq uint64 // failures of attempts numbered below do not decrease the window
@@ -262,7 +280,7 @@ func (fs *flows) acquireLocked(f *flow, now time.Time, fresh bool) (ticket, bool
 		case now.Before(f.paused):
 			return ticket{}, false
 		case f.probing:
-			if f.probeOut || now.Before(f.probeAt) {
+			if f.probeOut || !fs.probeDue(f, now) {
 				return ticket{}, false
 			}
 			f.probeOut, t.probe = true, true
@@ -406,7 +424,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		f.okSeq = f.seq
 		switch {
 		case f.probing:
-			f.probing, f.window = false, fs.cfg.ReopenWindow
+			f.probing, f.failing, f.window = false, false, fs.cfg.ReopenWindow
 		case f.window < fs.cfg.MaxWindow:
 			f.window++
 		}
@@ -419,6 +437,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		return false
 	}
 	f.failures++
+	f.lastErr = res.Err.Error()
 	// Retry-After pauses the whole connector, unless the endpoint answered
 	// another request with success since this one was sent: then it speaks
 	// of this request (whose retry waits for it, see Backoff) rather than of
@@ -450,7 +469,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		}
 	}
 	switch {
-	case f.probing && f.overloads == 0:
+	case f.probing && !f.failing && f.overloads == 0:
 		// An answer, if not a good one: the endpoint is back; its errors are
 		// the deliveries' business.
 		f.probing, f.window = false, fs.cfg.ReopenWindow
@@ -460,8 +479,23 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 	case f.overloads >= fs.cfg.ProbeAfter:
 		f.probing, f.probeDelay = true, fs.cfg.ProbeInterval
 		fs.scheduleProbeLocked(f, now)
+	case f.failures >= fs.cfg.ProbeAfterErrors:
+		f.probing, f.failing, f.probeDelay = true, true, fs.cfg.ProbeInterval
+		fs.scheduleProbeLocked(f, now)
+	}
+	// A failing connector's probe that got an error answer keeps its own
+	// backoff: parked, it would be the oldest again and the next probe too.
+	if t.probe && f.failing && !overloaded(res) {
+		return false
 	}
 	return fs.gated && f.probing
+}
+
+// probeDue reports whether f's next probe may go at now: its time has come,
+// or it lies further ahead than any interval puts it, so the clock went
+// back (a Retry-After pause is checked on its own).
+func (fs *flows) probeDue(f *flow, now time.Time) bool {
+	return !now.Before(f.probeAt) || f.probeAt.Sub(now) > fs.cfg.MaxProbeInterval && !now.Before(f.paused)
 }
 
 // scheduleProbeLocked sets the next probe a jittered probeDelay from now,
@@ -530,7 +564,7 @@ func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 	case now.Before(f.paused):
 		return g, false
 	case f.probing:
-		if f.probeOut || now.Before(f.probeAt) {
+		if f.probeOut || !fs.probeDue(f, now) {
 			return g, false
 		}
 		f.probeOut, g.probe, room = true, true, 1
@@ -622,6 +656,17 @@ func (fs *flows) state(id string, now time.Time) dcon.FlowState {
 		s.Mode = dcon.FlowThrottled
 	}
 	return s
+}
+
+// lastError returns the error of the connector's last failed attempt, if
+// it has state and the last attempt failed.
+func (fs *flows) lastError(id string) string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[id]; f != nil && f.failures > 0 {
+		return f.lastErr
+	}
+	return ""
 }
 
 // overloaded reports whether a failed attempt says the endpoint is

@@ -641,3 +641,97 @@ func TestBacklogDrainsWithinTheDrainWindow(t *testing.T) {
 		return f.depth(t, "c1") == 0 && f.engine.InFlight() == 0
 	})
 }
+
+// TestEndpointAnsweringOnlyErrorsIsProbed: an endpoint that answers, but
+// with nothing but errors, has its connector PROBING after
+// ProbeAfterErrors failures in a row; failures mixed with successes do not.
+func TestEndpointAnsweringOnlyErrorsIsProbed(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfterErrors: 8,
+		ProbeInterval: time.Second, MaxProbeInterval: 4 * time.Second})
+	// Seven failures, a success, seven failures: never eight in a row.
+	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
+	f.sequential(t, "c1", ids("a", 7)...)
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	f.sequential(t, "c1", "ok")
+	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
+	f.sequential(t, "c1", ids("b", 7)...)
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowThrottled || s.ConsecutiveFailures != 7 || s.Window != 5 {
+		t.Fatalf("after 7 failures, a success and 7 failures: %+v, want THROTTLED, window 5", s)
+	}
+	f.sequential(t, "c1", "b0007")
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing {
+		t.Fatalf("after 8 failures in a row: %+v, want PROBING", s)
+	}
+
+	// Fresh events are parked as they are enqueued, not attempted.
+	sent := f.endpoint.total()
+	for _, id := range ids("f", 20) {
+		if ds := f.publish(t, "c1", id); !ds[0].Parked() {
+			t.Fatalf("%s was not parked", id)
+		}
+	}
+	f.engine.Wait()
+	if n := f.endpoint.total() - sent; n != 0 {
+		t.Errorf("%d attempts of fresh events of a PROBING connector", n)
+	}
+
+	// An error answer to a probe does not reopen it; only a success does.
+	for i := 1; i <= 8; i++ {
+		f.poll(t, t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := f.endpoint.total() - sent; n < 2 || n > 8 {
+		t.Errorf("%d attempts in 8 s of probing, want one per probe interval", n)
+	}
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing {
+		t.Fatalf("after probes answered with errors: %+v, want PROBING", s)
+	}
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	for i := 9; i <= 20 && f.depth(t, "c1") > 0; i++ {
+		f.poll(t, t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := f.depth(t, "c1"); n != 0 {
+		t.Errorf("%d deliveries left after the endpoint recovered: %+v", n, f.engine.Flow("c1"))
+	}
+}
+
+// TestPoisonEventDoesNotHoldUpTheBacklog: after its connector went PROBING
+// on errors, an endpoint that takes every event again but one (the oldest)
+// gets the rest at once: a probe answered with an error keeps its own
+// backoff instead of being parked, where it would be the oldest again and
+// the next probe, and the next.
+func TestPoisonEventDoesNotHoldUpTheBacklog(t *testing.T) {
+	t.Parallel()
+	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfterErrors: 8,
+		ProbeInterval: time.Second, MaxProbeInterval: 4 * time.Second})
+	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
+	f.sequential(t, "c1", ids("e", 8)...)
+	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing {
+		t.Fatalf("after 8 failures in a row: %+v, want PROBING", s)
+	}
+	f.publish(t, "c1", ids("p", 30)...)
+	// A minute of failed probes: the retries the poller meets while the
+	// connector has no room are parked too, until the backlog holds them all.
+	for i := 1; i <= 60; i++ {
+		f.poll(t, t0.Add(time.Duration(i)*time.Second))
+	}
+
+	// The endpoint recovers, but refuses e0000 — the oldest, and so the
+	// next probe — whenever it comes.
+	f.endpoint.mu.Lock()
+	f.endpoint.byBody["e0000"] = webhook.Result{StatusCode: 500, Err: errHTTP500}
+	f.endpoint.mu.Unlock()
+	f.endpoint.set("c1", webhook.Result{StatusCode: 200})
+	for i := 61; i <= 90 && f.depth(t, "c1") > 1; i++ {
+		f.poll(t, t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := f.depth(t, "c1"); n != 1 {
+		t.Fatalf("%d deliveries left, want only the poison event: %+v", n, f.engine.Flow("c1"))
+	}
+	if n := f.endpoint.count("e0000"); n < 2 {
+		t.Errorf("the poison event was attempted %d times, want it probed too", n)
+	}
+	if s := f.engine.Flow("c1"); s.Mode == dcon.FlowProbing {
+		t.Errorf("still PROBING after the endpoint took the backlog: %+v", s)
+	}
+}
