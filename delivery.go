@@ -76,7 +76,8 @@ const (
 	// FlowThrottled: the last attempt failed, or failures halved the window
 	// below its initial size; it grows back with each success.
 	FlowThrottled FlowMode = "THROTTLED"
-	// FlowProbing: the endpoint kept failing with a window of 1. Fresh events
+	// FlowProbing: the endpoint kept failing — no answer or overload with a
+	// window of 1, or nothing but errors many attempts in a row. Fresh events
 	// are parked in the connector's backlog and one probe at a time is sent,
 	// at a growing interval; a successful probe reopens the connector.
 	FlowProbing FlowMode = "PROBING"
