@@ -556,7 +556,13 @@ func (fs *flows) pruneLocked() {
 	fs.backlogged = keep
 }
 
-// grantLocked takes up to limit slots of f for its backlog.
+// claimMin is the most free drain-window slots a connector with backlog
+// attempts in flight waits for before it claims more; see grantLocked.
+const claimMin = 32
+
+// grantLocked takes up to limit slots of f for its backlog — none, while
+// f has backlog attempts in flight, if fewer than a quarter of its drain
+// window (at most claimMin) are free.
 func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 	room := min(limit, fs.max-fs.total)
 	g := grant{f: f, id: f.id, from: f.cursor, gen: f.gen}
@@ -574,6 +580,13 @@ func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 			avail = min(avail, max(1, f.window/2)-f.drainers)
 		}
 		room = min(room, avail)
+		// A claim costs an iterator and a seek whatever it takes: while
+		// backlog attempts are in flight, wait until a quarter of the drain
+		// window (at most claimMin) is free rather than claim a delivery or
+		// two per attempt that ends.
+		if f.drainers > 0 && room < min(claimMin, f.drainWindow/4) {
+			return g, false
+		}
 	}
 	if room <= 0 {
 		if g.probe {
