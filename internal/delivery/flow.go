@@ -157,8 +157,9 @@ type flow struct {
 	lastFresh  time.Time
 	lastActive time.Time
 
-	rtt         rtt // of successful attempts
-	drainWindow int // backlog attempts it may have in flight, within window
+	rtt         rtt       // of successful attempts
+	lastClaim   time.Time // of its backlog
+	drainWindow int       // backlog attempts it may have in flight, within window
 }
 
 // rttPeriod is how long a least round trip is remembered: the least of this
@@ -562,7 +563,8 @@ const claimMin = 32
 
 // grantLocked takes up to limit slots of f for its backlog — none, while
 // f has backlog attempts in flight, if fewer than a quarter of its drain
-// window (at most claimMin) are free.
+// window (at most claimMin) are free and its last claim is less than a
+// round trip old.
 func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 	room := min(limit, fs.max-fs.total)
 	g := grant{f: f, id: f.id, from: f.cursor, gen: f.gen}
@@ -583,8 +585,9 @@ func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 		// A claim costs an iterator and a seek whatever it takes: while
 		// backlog attempts are in flight, wait until a quarter of the drain
 		// window (at most claimMin) is free rather than claim a delivery or
-		// two per attempt that ends.
-		if f.drainers > 0 && room < min(claimMin, f.drainWindow/4) {
+		// two per attempt that ends — but no longer than a round trip since
+		// the last claim, so that attempts that hang do not hold the rest.
+		if f.drainers > 0 && room < min(claimMin, f.drainWindow/4) && now.Sub(f.lastClaim) < f.rtt.smooth {
 			return g, false
 		}
 	}
@@ -595,6 +598,7 @@ func (fs *flows) grantLocked(f *flow, now time.Time, limit int) (grant, bool) {
 		return g, false
 	}
 	g.n, g.seq = room, f.seq+1
+	f.lastClaim = now
 	f.seq += uint64(room)
 	f.inFlight += room
 	f.drainers += room

@@ -44,6 +44,17 @@ func TestBacklogIsClaimedInBatches(t *testing.T) {
 	if claims == 0 {
 		t.Fatal("no claim while attempts ended")
 	}
+
+	// Attempts that hang hold their slots: a round trip after the last
+	// claim, whatever is free is claimed.
+	fs.finish("c1", ts[0], webhook.Result{StatusCode: 200, Duration: time.Millisecond}, now)
+	if gs := fs.grants(now, 1000); len(gs) != 0 {
+		t.Fatalf("a claim of %d at once with %d attempts in flight", gs[0].n, len(ts)-1)
+	}
+	later := now.Add(2 * time.Millisecond)
+	if gs := fs.grants(later, 1000); len(gs) != 1 || gs[0].n < 1 {
+		t.Fatalf("a round trip after the last claim: %+v, want a claim of what is free", gs)
+	}
 	if s := fs.state("c1", now); s.Backlog != dcon.BacklogParked {
 		t.Errorf("state: %+v", s)
 	}
