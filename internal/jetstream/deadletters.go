@@ -143,7 +143,7 @@ func (q *Queue) Replay(ctx context.Context, connectorID string, r dcon.ReplayReq
 	if limit <= 0 {
 		return nil, nil
 	}
-	all, err := q.readDeadLetters(ctx, fmt.Sprintf("%s.dl.%d.%s.>", q.cfg.Prefix, q.partition(connectorID), connectorID))
+	all, err := q.readDeadLetters(ctx, q.deadFilter(connectorID))
 	if err != nil {
 		return nil, err
 	}

@@ -461,6 +461,11 @@ func (q *Queue) connectorFilter(connectorID string) string {
 	return fmt.Sprintf("%s.q.%d.%s.>", q.cfg.Prefix, q.partition(connectorID), connectorID)
 }
 
+// deadFilter returns the subject filter of a connector's dead letters.
+func (q *Queue) deadFilter(connectorID string) string {
+	return fmt.Sprintf("%s.dl.%d.%s.>", q.cfg.Prefix, q.partition(connectorID), connectorID)
+}
+
 // deadSubject returns the dead-letter subject of a delivery.
 func (q *Queue) deadSubject(connectorID, eventID string) string {
 	return fmt.Sprintf("%s.dl.%d.%s.%s", q.cfg.Prefix, q.partition(connectorID), connectorID, eventID)
@@ -1059,40 +1064,13 @@ func (q *Queue) DeadLetters(ctx context.Context, connectorID string, limit int) 
 	if limit <= 0 {
 		return nil, nil
 	}
-	filter := fmt.Sprintf("%s.dl.%d.%s.>", q.cfg.Prefix, q.partition(connectorID), connectorID)
-	c, err := q.dead.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	dls, err := q.readDeadLetters(ctx, q.deadFilter(connectorID))
 	if err != nil {
-		return nil, unavailable(err, "read dead letters of %s", connectorID)
+		return nil, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return nil, unavailable(err, "read dead letters of %s", connectorID)
-	}
-	pending := int(info.NumPending)
-	var out []dcon.DeadLetter
-	for len(out) < pending {
-		batch, err := c.Fetch(min(pending-len(out), 1000), jetstream.FetchContext(ctx))
-		if err != nil {
-			return nil, unavailable(err, "read dead letters of %s", connectorID)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			d, expire, err := decodeRecord(m.Data())
-			if err != nil {
-				return nil, fmt.Errorf("jetstream: dead letter %s: %w", m.Subject(), err)
-			}
-			out = append(out, dcon.DeadLetter{Delivery: d, ExpireTime: expire})
-			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
-				pending = len(out)
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return nil, unavailable(err, "read dead letters of %s", connectorID)
-		}
-		if n == 0 {
-			break
-		}
+	out := make([]dcon.DeadLetter, len(dls))
+	for i := range dls {
+		out[i] = dls[i].DeadLetter
 	}
 	slices.SortFunc(out, func(a, b dcon.DeadLetter) int {
 		return cmp.Or(a.ExpireTime.Compare(b.ExpireTime), strings.Compare(a.EventID, b.EventID))
