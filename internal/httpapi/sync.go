@@ -104,8 +104,8 @@ func (a *api) batchPublish(w http.ResponseWriter, r *http.Request) error {
 	reqs := make([]dcon.PublishRequest, 0, len(req.Events))
 	at := make([]int, 0, len(req.Events)) // the position of each of reqs in the batch
 	for i, e := range req.Events {
-		if i > 0 && i%32 == 0 {
-			runtime.Gosched() // a batch is milliseconds of CPU: let single publishes in (see ingest's yieldEvery)
+		if i > 0 && i%dcon.BatchYieldEvery == 0 {
+			runtime.Gosched()
 		}
 		pr, err := decodeBatchEvent(e)
 		if err != nil {

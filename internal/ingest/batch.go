@@ -35,7 +35,7 @@ func (in *Ingester) PublishBatch(ctx context.Context, projectID string, reqs []d
 	ds := make([]dcon.Delivery, 0, len(reqs)*len(in.router.Active(projectID)))
 	lease := in.now().Add(in.lease)
 	for i, req := range reqs {
-		if i > 0 && i%yieldEvery == 0 {
+		if i > 0 && i%dcon.BatchYieldEvery == 0 {
 			runtime.Gosched()
 		}
 		ev, dev, err := in.prepare(ctx, projectID, req, devs)
@@ -56,13 +56,6 @@ func (in *Ingester) PublishBatch(ctx context.Context, projectID string, reqs []d
 	}
 	return results
 }
-
-// yieldEvery is how many events of a batch are prepared between yields of
-// the processor: a batch of a thousand events is milliseconds of CPU, and
-// without a yield a single publish that arrives meanwhile — a healthy
-// connector's next event — waits for it in the run queue (Go preempts only
-// after 10ms). A yield costs well under a microsecond.
-const yieldEvery = 32
 
 // deviceLookup is the outcome of one device lookup of a batch.
 type deviceLookup struct {
