@@ -183,11 +183,14 @@ type Result struct {
 	HealthyBase   *Latency `json:"healthy_latency_baseline_ms,omitempty"`
 	HealthyQueue  *Latency `json:"healthy_latency_queueing_ms,omitempty"`
 	HealthyDrain  *Latency `json:"healthy_latency_draining_ms,omitempty"`
-	BaselinePerS  *float64 `json:"baseline_delivered_per_s,omitempty"`
-	BaselineLat   *Latency `json:"baseline_latency_ms,omitempty"`
-	VsBaseline    *float64 `json:"vs_baseline_ratio,omitempty"`
-	Unsigned      int64    `json:"unsigned,omitempty"` // deliveries without X-Dt-Signature
-	Notes         []string `json:"notes,omitempty"`
+	// HealthyFloor: the healthy connector's latency while the load client
+	// posts straight to a receiver at the drain's rate, no dcon in between.
+	HealthyFloor *Latency `json:"healthy_latency_raw_load_ms,omitempty"`
+	BaselinePerS *float64 `json:"baseline_delivered_per_s,omitempty"`
+	BaselineLat  *Latency `json:"baseline_latency_ms,omitempty"`
+	VsBaseline   *float64 `json:"vs_baseline_ratio,omitempty"`
+	Unsigned     int64    `json:"unsigned,omitempty"` // deliveries without X-Dt-Signature
+	Notes        []string `json:"notes,omitempty"`
 }
 
 // Machine describes where the bench ran.
@@ -403,6 +406,9 @@ func (s Result) extras() string {
 	}
 	if s.HealthyLat != nil {
 		add("healthy p99 %.1f ms (baseline %.1f, queueing %.1f, draining %.1f)", s.HealthyLat.P99, lat99(s.HealthyBase), lat99(s.HealthyQueue), lat99(s.HealthyDrain))
+	}
+	if s.HealthyFloor != nil {
+		add("healthy p99 %.1f ms with no dcon work, the drain's rate posted straight to a receiver", s.HealthyFloor.P99)
 	}
 	if s.BaselinePerS != nil {
 		add("all healthy: %s/s, p99 %.1f ms; vs all healthy %s", num(s.BaselinePerS), lat99(s.BaselineLat), num(s.VsBaseline))

@@ -212,6 +212,12 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 // second when rate > 0). It returns the completed posts per second and their
 // latencies as the receiver saw them.
 func (e *env) raw(ctx context.Context, conc int, d time.Duration, pace int) (*float64, *Latency, error) {
+	return e.rawPhase(ctx, "raw ceiling", conc, d, pace, false)
+}
+
+// rawPhase is raw with its progress line named label; pooled, a paced load
+// comes from conc workers (pacedPool) rather than a goroutine a post.
+func (e *env) rawPhase(ctx context.Context, label string, conc int, d time.Duration, pace int, pooled bool) (*float64, *Latency, error) {
 	sinks, urls, _, err := e.sinks(1, 1)
 	if err != nil {
 		return nil, nil, err
@@ -229,12 +235,15 @@ func (e *env) raw(ctx context.Context, conc int, d time.Duration, pace int) (*fl
 		ok.Add(1)
 	}
 	total, cur := timed(d, func() string { return fmt.Sprintf("%d posted", ok.Load()) })
-	done := e.r.prog.phase(e.label("raw ceiling"), total, cur)
+	done := e.r.prog.phase(e.label(label), total, cur)
 	from := e.r.clock.Now()
 	var elapsed time.Duration
-	if pace > 0 {
+	switch {
+	case pace > 0 && pooled:
+		elapsed = pacedPool(ctx, pace, conc, d, post)
+	case pace > 0:
 		elapsed, _ = pacedLoop(ctx, pace, d, 4096, post)
-	} else {
+	default:
 		elapsed = closedLoop(ctx, conc, d, func(_ context.Context, _ int) bool { post(ctx); return true })
 	}
 	done()
@@ -242,7 +251,7 @@ func (e *env) raw(ctx context.Context, conc int, d time.Duration, pace int) (*fl
 		return nil, nil, err
 	}
 	if ok.Load() == 0 {
-		return nil, nil, fmt.Errorf("raw ceiling: no post got through: %v", firstErr.Load())
+		return nil, nil, fmt.Errorf("%s: no post got through: %v", label, firstErr.Load())
 	}
 	as, _ := window(sinks, from, math.MaxInt64)
 	return ptr(rate(int(ok.Load()), elapsed.Microseconds())), latencyOf(as), nil

@@ -352,6 +352,42 @@ func pacedLoop(ctx context.Context, rate int, d time.Duration, maxOpen int, fn f
 	return time.Since(start), n
 }
 
+// pacedPool calls fn rate times a second, from conc workers, for d or until
+// ctx ends: the calls of one worker follow each other, so that at most conc
+// are open at once, as a sender with a window of conc has, and a call that
+// finds every worker busy waits for one. It returns how long it ran.
+func pacedPool(ctx context.Context, rate, conc int, d time.Duration, fn func(ctx context.Context)) time.Duration {
+	start := time.Now()
+	due := make(chan struct{}, rate)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for range due {
+				fn(ctx)
+			}
+		})
+	}
+	for n := 0; ctx.Err() == nil; n++ {
+		at := time.Duration(float64(n) / float64(rate) * float64(time.Second))
+		if at >= d {
+			break
+		}
+		if wait := time.Until(start.Add(at)); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		select {
+		case due <- struct{}{}:
+		case <-ctx.Done():
+		}
+	}
+	close(due)
+	wg.Wait()
+	return time.Since(start)
+}
+
 // isCancel reports whether err comes from the phase ending, not from a failure.
 func isCancel(ctx context.Context, err error) bool {
 	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))

@@ -281,6 +281,23 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 	_, lastAt := window(down.sinks, upAt, math.MaxInt64)
 	drained := int(down.sinks[0].Unique())
 	drainEnd := e.r.clock.Now()
+	var drainPerS float64
+	if lastAt > upAt {
+		drainPerS = rate(drained, lastAt-upAt)
+	}
+
+	// The floor: the drain's load without dcon — the load client posting
+	// straight to a receiver of its own at the drain's rate — while the
+	// healthy stream goes on. The healthy p99 of this window is what that
+	// much traffic on this machine costs it whatever dcon does.
+	var floor []arrival
+	if drainPerS >= 1 {
+		floorFrom := e.r.clock.Now()
+		if _, _, err := e.rawPhase(ctx, "the drain's rate without dcon", cfg.Concurrency, max(time.Second, cfg.Duration/2), int(drainPerS), true); err != nil {
+			return nil, err
+		}
+		floor, _ = window(healthy.sinks, floorFrom, e.r.clock.Now())
+	}
 
 	stopHealthy()
 	hwg.Wait()
@@ -293,17 +310,18 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 		QueuePerS: ptr(rate(int(l.n.Load()), queueS.Microseconds())), DiskBytes: peakDisk.Load(),
 	}
 	if lastAt > upAt {
-		res.DrainPerS = ptr(rate(drained, lastAt-upAt))
+		res.DrainPerS = ptr(drainPerS)
 		res.DrainS = ptr(round(float64(lastAt-upAt) / 1e6))
 		res.DeliveredPerS = res.DrainPerS
 		res.Ratio = ratio(*res.DrainPerS, *raw)
 	}
-	all, _ := window(healthy.sinks, hFrom, math.MaxInt64)
+	all, _ := window(healthy.sinks, hFrom, drainEnd)
 	base, _ := window(healthy.sinks, hFrom, baseEnd)
 	queueing, _ := window(healthy.sinks, baseEnd, queueEnd)
 	draining, _ := window(healthy.sinks, upAt, drainEnd)
 	res.Latency, res.HealthyLat = latencyOf(all), latencyOf(all)
 	res.HealthyBase, res.HealthyQueue, res.HealthyDrain = latencyOf(base), latencyOf(queueing), latencyOf(draining)
+	res.HealthyFloor = latencyOf(floor)
 	res.Unsigned = down.sinks[0].unsigned.Load() + healthy.sinks[0].unsigned.Load()
 	res.Notes = append(res.Notes, fmt.Sprintf("%d events queued for the down endpoint; latency_ms is the healthy connector's (%d events/s throughout)", cfg.Events, cfg.HealthyRate))
 	if l.first != nil {
