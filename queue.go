@@ -31,11 +31,14 @@ type Queue interface {
 	Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Delivery, error)
 
 	// Ack removes delivered deliveries. It need not sync: losing an ack in a crash
-	// only causes a duplicate delivery.
+	// only causes a duplicate delivery. It removes the copies ds are, and only
+	// those: a delivery that Enqueue replaced meanwhile with a copy of another
+	// EventTime (a :sync or a replay re-sent the event) stays queued.
 	Ack(ctx context.Context, ds []Delivery) error
 
 	// Retry records a failed attempt: it stores d's Attempts and LastError and
-	// makes d due at the given time. It need not sync.
+	// makes d due at the given time. It need not sync. Like Ack, it leaves
+	// alone a copy of another EventTime that replaced d.
 	Retry(ctx context.Context, d Delivery, at time.Time) error
 
 	// Expire moves deliveries to the connector's dead letters, with their

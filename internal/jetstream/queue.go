@@ -798,7 +798,9 @@ func (q *Queue) take(m *nats.Msg) (left uint64) {
 // sequence — the one this node knows, else the subject's latest — and, when
 // that version was replaced meanwhile, the version that replaced it, until
 // the subject holds none. A Retry racing the Ack then fails its CAS on the
-// deleted sequence, so it cannot bring the delivery back.
+// deleted sequence, so it cannot bring the delivery back. A version of
+// another copy — another EventTime: a :sync or a replay re-sent the event
+// while an attempt of ds was under way — is not removed.
 //
 // Ack does not purge the subject: the server handles a purge of a subject
 // narrower than a consumer's filter by emptying that consumer's redelivery
@@ -812,10 +814,14 @@ func (q *Queue) Ack(ctx context.Context, ds []dcon.Delivery) error {
 		}
 	}
 	seqs := make([]uint64, len(ds))
+	other := make([]bool, len(ds)) // this node holds another copy
 	q.mu.Lock()
 	for i, d := range ds {
 		k := key{d.ConnectorID, d.EventID}
 		if e, ok := q.held[k]; ok {
+			if other[i] = !e.d.EventTime.Equal(d.EventTime); other[i] {
+				continue
+			}
 			seqs[i] = e.seq
 		}
 		q.forget(k)
@@ -825,10 +831,13 @@ func (q *Queue) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	sem := make(chan struct{}, maxParallel)
 	errs := make([]error, len(ds))
 	for i := range ds {
+		if other[i] {
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			errs[i] = q.remove(ctx, q.subject(ds[i].ConnectorID, ds[i].EventID), seqs[i])
+			errs[i] = q.remove(ctx, q.subject(ds[i].ConnectorID, ds[i].EventID), seqs[i], ds[i].EventTime)
 		})
 	}
 	wg.Wait()
@@ -840,13 +849,19 @@ func (q *Queue) Ack(ctx context.Context, ds []dcon.Delivery) error {
 const maxRemoveTries = 16
 
 // remove deletes the stored version of subj: seq if it is still stored (0:
-// unknown), else whichever the subject holds, until it holds none.
-func (q *Queue) remove(ctx context.Context, subj string, seq uint64) error {
+// unknown), else whichever the subject holds, until it holds none — but not
+// a version of another copy, one whose EventTime is not eventTime (a :sync
+// or a replay re-sent the event meanwhile).
+func (q *Queue) remove(ctx context.Context, subj string, seq uint64, eventTime time.Time) error {
 	for range maxRemoveTries {
 		if seq == 0 {
+			var d *dcon.Delivery
 			var err error
-			if seq, err = q.lastSeq(ctx, subj); err != nil || seq == 0 {
+			if seq, d, err = q.lastVersion(ctx, subj); err != nil || seq == 0 {
 				return err
+			}
+			if d != nil && !d.EventTime.Equal(eventTime) {
+				return nil
 			}
 		}
 		var resp apiResponse
@@ -867,24 +882,36 @@ func (q *Queue) remove(ctx context.Context, subj string, seq uint64) error {
 // It asks the stream's leader (not a direct get, which a lagging replica
 // may answer).
 func (q *Queue) lastSeq(ctx context.Context, subj string) (uint64, error) {
+	seq, _, err := q.lastVersion(ctx, subj)
+	return seq, err
+}
+
+// lastVersion is lastSeq, with the delivery that version holds (nil when
+// it does not decode).
+func (q *Queue) lastVersion(ctx context.Context, subj string) (uint64, *dcon.Delivery, error) {
 	var resp struct {
 		apiResponse
 		Message *struct {
-			Seq uint64 `json:"seq"`
+			Seq  uint64 `json:"seq"`
+			Data []byte `json:"data"`
 		} `json:"message"`
 	}
 	if err := q.api(ctx, "STREAM.MSG.GET."+q.cfg.Prefix+"_QUEUE", map[string]string{"last_by_subj": subj}, &resp); err != nil {
-		return 0, unavailable(err, "look up %s", subj)
+		return 0, nil, unavailable(err, "look up %s", subj)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound):
-		return 0, nil
+		return 0, nil, nil
 	case resp.Error != nil:
-		return 0, unavailable(errors.New(resp.Error.Description), "look up %s", subj)
+		return 0, nil, unavailable(errors.New(resp.Error.Description), "look up %s", subj)
 	case resp.Message == nil:
-		return 0, unavailable(errors.New("no message in the answer"), "look up %s", subj)
+		return 0, nil, unavailable(errors.New("no message in the answer"), "look up %s", subj)
 	}
-	return resp.Message.Seq, nil
+	d, _, err := decodeRecord(resp.Message.Data)
+	if err != nil {
+		return resp.Message.Seq, nil, nil
+	}
+	return resp.Message.Seq, &d, nil
 }
 
 // apiResponse is the common part of the server's JetStream API answers.
@@ -952,7 +979,9 @@ func (q *Queue) purge(ctx context.Context, filter string) (int, error) {
 // this node knows, and only over it: if the delivery was acked, dropped or
 // replaced meanwhile, the write is refused by the server and Retry does
 // nothing. A delivery this node knows nothing of is not queued as far as it
-// can tell, so nothing is written.
+// can tell, and one it knows as another copy (of another EventTime: a :sync
+// or a replay re-sent the event) is not d's; in both cases nothing is
+// written.
 func (q *Queue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	if err := checkDelivery(&d); err != nil {
 		return err
@@ -966,8 +995,8 @@ func (q *Queue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error 
 		cur, seq = e.d, e.seq
 	}
 	q.mu.Unlock()
-	if !ok {
-		return nil
+	if !ok || !cur.EventTime.Equal(d.EventTime) {
+		return nil // not known here, or replaced by another copy (a :sync, a replay)
 	}
 	cur.Attempts, cur.LastError, cur.Due = d.Attempts, d.LastError, at
 	subj := q.subject(d.ConnectorID, d.EventID)

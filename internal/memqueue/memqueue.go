@@ -95,25 +95,30 @@ func (q *Queue) Claim(ctx context.Context, now, leaseUntil time.Time, limit int)
 	return due, nil
 }
 
-// Ack removes ds.
+// Ack removes ds, unless Enqueue replaced them with copies of another
+// EventTime.
 func (q *Queue) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, d := range ds {
-		delete(q.q, key{d.ConnectorID, d.EventID})
+		k := key{d.ConnectorID, d.EventID}
+		if cur, ok := q.q[k]; ok && cur.EventTime.Equal(d.EventTime) {
+			delete(q.q, k)
+		}
 	}
 	return nil
 }
 
 // Retry stores d's Attempts and LastError and makes it due at at. A delivery
-// that is no longer queued (acked, dropped or expired) stays gone.
+// that is no longer queued (acked, dropped or expired) stays gone; one that
+// Enqueue replaced with a copy of another EventTime is left as it is.
 func (q *Queue) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k := key{d.ConnectorID, d.EventID}
 	cur, ok := q.q[k]
-	if !ok {
-		return nil
+	if !ok || !cur.EventTime.Equal(d.EventTime) {
+		return nil // gone, or replaced by another copy
 	}
 	cur.Attempts, cur.LastError, cur.Due = d.Attempts, d.LastError, at
 	q.q[k] = cur

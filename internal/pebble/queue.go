@@ -382,28 +382,42 @@ func setRecord(b *pebble.Batch, mKey []byte, d *dcon.Delivery, due int64) error 
 	return nil
 }
 
-// Ack deletes the records of ds and their d entries, without syncing. It
-// reads each record's key first: the counts of QueueStats subtract only the
-// records it finds, not those that are gone already (dropped with their
-// connector, expired, or acked before) — the counts are per connector and do
-// not know which records are queued.
+// Ack deletes the records of ds and their d entries, without syncing — the
+// records of the copies ds are: one that Enqueue replaced meanwhile (a :sync
+// or a replay re-sent the event; the new copy has another EventTime) stays.
+// It reads each record first, which also keeps the counts of QueueStats
+// right: they subtract only the records it deletes, not those that are gone
+// already (dropped with their connector, expired, or acked before) — the
+// counts are per connector and do not know which records are queued.
 func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	if len(ds) == 0 {
 		return nil
+	}
+	for i := range ds {
+		if err := checkIDs(&ds[i]); err != nil {
+			return err
+		}
 	}
 	e, err := db.engine()
 	if err != nil {
 		return err
 	}
 	defer e.done()
+	db.qmu.RLock()
+	defer db.qmu.RUnlock()
+	defer db.kl.lock(ds)()
+	found, err := sameCopies(e, ds)
+	if err != nil {
+		return err
+	}
 	b := e.pdb.NewBatch()
 	defer e.closeBatch(b)
 	var key []byte
 	for i := range ds {
-		d := &ds[i]
-		if err := checkIDs(d); err != nil {
-			return err
+		if !found[i] {
+			continue
 		}
+		d := &ds[i]
 		key = appendMKey(key[:0], d.ConnectorID, d.EventID)
 		if err := b.Delete(key, nil); err != nil {
 			return fmt.Errorf("ack %s: %w", key, err)
@@ -413,12 +427,8 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 			return fmt.Errorf("ack %s: %w", key, err)
 		}
 	}
-	db.qmu.RLock()
-	defer db.qmu.RUnlock()
-	defer db.kl.lock(ds)()
-	found, _, err := queued(e, ds)
-	if err != nil {
-		return err
+	if b.Empty() {
+		return nil
 	}
 	if len(ds) > 1 {
 		foundOnce(ds, found)
@@ -428,6 +438,30 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 	}
 	db.countRemoved(ds, found)
 	return nil
+}
+
+// sameCopies reports, for each delivery of ds, whether its record is queued
+// and is the same copy: of the same EventTime.
+func sameCopies(e *engine, ds []dcon.Delivery) ([]bool, error) {
+	found := make([]bool, len(ds))
+	var key []byte
+	for i := range ds {
+		key = appendMKey(key[:0], ds[i].ConnectorID, ds[i].EventID)
+		v, closer, err := e.pdb.Get(key)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, unavailable(err, "read %s", key)
+		}
+		eventTime, _, err := recordTimes(v)
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", key, err)
+		}
+		found[i] = eventTime == nanos(ds[i].EventTime)
+	}
+	return found, nil
 }
 
 // foundOnce keeps found set only for the first of the deliveries of ds that
@@ -450,7 +484,8 @@ func foundOnce(ds []dcon.Delivery, found []bool) {
 
 // Retry rewrites d's record with its Attempts and LastError, due at at, without
 // syncing. A delivery that is no longer queued (acked, dropped or expired)
-// stays gone.
+// stays gone, and a copy that Enqueue replaced (another EventTime) is left as
+// it is.
 func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	if err := checkIDs(&d); err != nil {
 		return err
@@ -478,6 +513,9 @@ func (db *DB) Retry(ctx context.Context, d dcon.Delivery, at time.Time) error {
 	closer.Close()
 	if err != nil {
 		return fmt.Errorf("retry: decode %s: %w", mKey, err)
+	}
+	if !stored.EventTime.Equal(d.EventTime) {
+		return nil // replaced by another copy (a :sync, a replay), which has its own attempts
 	}
 	stored.ConnectorID, stored.EventID = d.ConnectorID, d.EventID
 	stored.Attempts, stored.LastError = d.Attempts, d.LastError

@@ -72,6 +72,7 @@ func Run(t *testing.T, h Harness) {
 		{"ExpireMovesToDeadLetters", testExpire},
 		{"DeadLettersOldestFirst", testDeadLettersOrder},
 		{"EnqueueReplaces", testReplace},
+		{"ReplacedCopyOutlivesTheOldOnesOutcome", testReplacedCopyOutlivesOld},
 		{"DropRemovesOneConnector", testDrop},
 		{"DepthPerConnector", testDepth},
 		{"ConcurrentEnqueue", testConcurrentEnqueue},
@@ -582,6 +583,49 @@ func testReplace(t *testing.T, h Harness) {
 	got = claim(t, q, far, far, 10)
 	if len(got) != 1 {
 		t.Fatalf("Claim after replacing within one Enqueue: got %d deliveries, want 1", len(got))
+	}
+}
+
+func testReplacedCopyOutlivesOld(t *testing.T, h Harness) {
+	// A :sync or a replay re-sends a queued event: Enqueue replaces its copy
+	// with one of a later EventTime. The outcome of an attempt of the old copy,
+	// still under way then, is not the new one's: its Ack must not remove the
+	// new copy, nor its Retry (a failure, or parking) reschedule it.
+	q := h.Open(t)
+	c := connector(1)
+	old := delivery(c, 1, base)
+	enqueue(t, q, old)
+	resent := old
+	resent.EventTime = base.Add(time.Hour)
+	resent.Body = []byte(`{"resent":true}`)
+	resent.Due = base.Add(time.Second)
+	enqueue(t, q, resent)
+
+	failed := old
+	failed.Attempts, failed.LastError = 1, "HTTP 500"
+	if err := q.Retry(t.Context(), failed, far); err != nil {
+		t.Fatalf("Retry of the old copy: %v", err)
+	}
+	if err := q.Ack(t.Context(), []dcon.Delivery{old}); err != nil {
+		t.Fatalf("Ack of the old copy: %v", err)
+	}
+	if n := depth(t, q, c); n != 1 {
+		t.Fatalf("Depth after the old copy's Retry and Ack: %d, want 1 (the new copy)", n)
+	}
+	lease := base.Add(time.Hour)
+	got := claim(t, q, resent.Due, lease, 10)
+	if len(got) != 1 {
+		t.Fatalf("Claim at the new copy's Due: got %d deliveries, want 1", len(got))
+	}
+	resent.Due = lease
+	checkDelivery(t, got[0], resent)
+
+	// The new copy's own Ack removes it.
+	if err := q.Ack(t.Context(), got); err != nil {
+		t.Fatalf("Ack of the new copy: %v", err)
+	}
+	if n := depth(t, q, c); n != 0 {
+		t.Errorf("Depth after the new copy's Ack: %d, want 0", n)
 	}
 }
 
