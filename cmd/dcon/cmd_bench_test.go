@@ -73,7 +73,7 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 	if b := names["backlog"]; b != nil {
-		for _, key := range []string{"disk_bytes", "drain_per_s", "healthy_latency_ms", "healthy_latency_raw_load_ms"} {
+		for _, key := range []string{"disk_bytes", "drain_per_s", "healthy_latency_ms", "healthy_latency_raw_load_ms", "first_delivery_after_up_s"} {
 			if _, ok := b[key]; !ok {
 				t.Errorf("backlog lacks %q", key)
 			}

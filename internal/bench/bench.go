@@ -179,6 +179,9 @@ type Result struct {
 	QueuePerS     *float64 `json:"queue_per_s,omitempty"`
 	DrainPerS     *float64 `json:"drain_per_s,omitempty"`
 	DrainS        *float64 `json:"drain_s,omitempty"`
+	// FirstAfterUpS: from the endpoint's return to the first delivery (the
+	// connector's next probe), within DrainS.
+	FirstAfterUpS *float64 `json:"first_delivery_after_up_s,omitempty"`
 	HealthyLat    *Latency `json:"healthy_latency_ms,omitempty"`
 	HealthyBase   *Latency `json:"healthy_latency_baseline_ms,omitempty"`
 	HealthyQueue  *Latency `json:"healthy_latency_queueing_ms,omitempty"`
@@ -403,6 +406,9 @@ func (s Result) extras() string {
 	}
 	if s.DrainPerS != nil {
 		add("drain %s/s in %.1fs", num(s.DrainPerS), *s.DrainS)
+	}
+	if s.FirstAfterUpS != nil {
+		add("first delivery %.1fs after the endpoint came back", *s.FirstAfterUpS)
 	}
 	if s.HealthyLat != nil {
 		add("healthy p99 %.1f ms (baseline %.1f, queueing %.1f, draining %.1f)", s.HealthyLat.P99, lat99(s.HealthyBase), lat99(s.HealthyQueue), lat99(s.HealthyDrain))

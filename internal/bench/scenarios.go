@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,7 +280,7 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 	}
 	upAt := e.r.clock.Now()
 	lost, dups := e.await(ctx, "drain after the endpoint is back", []group{{down.id, down.sinks}}, l, 0, 0)
-	_, lastAt := window(down.sinks, upAt, math.MaxInt64)
+	back, lastAt := window(down.sinks, upAt, math.MaxInt64)
 	drained := int(down.sinks[0].Unique())
 	drainEnd := e.r.clock.Now()
 	var drainPerS float64
@@ -324,6 +326,12 @@ func (e *env) backlog(ctx context.Context) ([]Result, error) {
 	res.HealthyFloor = latencyOf(floor)
 	res.Unsigned = down.sinks[0].unsigned.Load() + healthy.sinks[0].unsigned.Load()
 	res.Notes = append(res.Notes, fmt.Sprintf("%d events queued for the down endpoint; latency_ms is the healthy connector's (%d events/s throughout)", cfg.Events, cfg.HealthyRate))
+	if len(back) > 0 {
+		// The drain rate counts from the endpoint's return; the connector's
+		// next probe, up to the longest probe interval later, starts it.
+		firstAt := slices.MinFunc(back, func(a, b arrival) int { return cmp.Compare(a.at, b.at) }).at
+		res.FirstAfterUpS = ptr(round(float64(firstAt-upAt) / 1e6))
+	}
 	if l.first != nil {
 		res.Notes = append(res.Notes, "first publish error: "+l.first.Error())
 	}
