@@ -123,27 +123,6 @@ func (a *api) deliveries(w http.ResponseWriter, r *http.Request) error {
 	return a.respond(w, http.StatusOK, res)
 }
 
-// sizeOf reads page_size (or pageSize): 1 to most, def when absent or 0,
-// larger values clamped to most.
-func sizeOf(r *http.Request, def, most int) (int, error) {
-	q := r.URL.Query()
-	s := q.Get("page_size")
-	if s == "" {
-		s = q.Get("pageSize")
-	}
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, dcon.Errorf(dcon.EINVALID, "page_size %q is not a number from 1 to %d", s, most)
-	}
-	if n == 0 {
-		return def, nil
-	}
-	return min(n, most), nil
-}
-
 // replayBody is the body of …/deadletters:replay: exactly one member.
 type replayBody struct {
 	EventIDs []string `json:"eventIds"`

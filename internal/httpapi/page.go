@@ -14,24 +14,35 @@ import (
 // dcon.MaxPageSize, and larger sizes are clamped to it.
 func pageOf(r *http.Request) (dcon.Page, error) {
 	q := r.URL.Query()
-	p := dcon.Page{Size: dcon.MaxPageSize, Token: q.Get("page_token")}
+	p := dcon.Page{Token: q.Get("page_token")}
 	if p.Token == "" {
 		p.Token = q.Get("pageToken")
 	}
-	s := q.Get("page_size")
+	var err error
+	p.Size, err = sizeOf(r, dcon.MaxPageSize, dcon.MaxPageSize)
+	return p, err
+}
+
+// sizeOf reads page_size (or pageSize): 1 to most, def when absent or 0,
+// larger values clamped to most. Its error names the parameter as the
+// request spelled it.
+func sizeOf(r *http.Request, def, most int) (int, error) {
+	q := r.URL.Query()
+	name, s := "page_size", q.Get("page_size")
 	if s == "" {
-		s = q.Get("pageSize")
+		name, s = "pageSize", q.Get("pageSize")
 	}
-	if s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return dcon.Page{}, dcon.Errorf(dcon.EINVALID, "page_size %q is not a number from 1 to %d", s, dcon.MaxPageSize)
-		}
-		if n > 0 {
-			p.Size = min(n, dcon.MaxPageSize)
-		}
+	if s == "" {
+		return def, nil
 	}
-	return p, nil
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, dcon.Errorf(dcon.EINVALID, "%s %q is not a number from 1 to %d", name, s, most)
+	}
+	if n == 0 {
+		return def, nil
+	}
+	return min(n, most), nil
 }
 
 // listPage answers one page of a project's resources: the items under key,

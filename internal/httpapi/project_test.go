@@ -445,6 +445,7 @@ func TestListProjects(t *testing.T) {
 		})
 	}
 	e.do(t, "GET", "/v2/projects?page_size=x", "").wantError(t, http.StatusBadRequest, `page_size "x" is not a number from 1 to 100`)
+	e.do(t, "GET", "/v2/projects?pageSize=-1", "").wantError(t, http.StatusBadRequest, `pageSize "-1" is not a number from 1 to 100`)
 	e.do(t, "GET", "/v2/projects?page_token=nonsense", "").wantError(t, http.StatusBadRequest, "invalid page token")
 }
 
