@@ -326,28 +326,17 @@ func pacedLoop(ctx context.Context, rate int, d time.Duration, maxOpen int, fn f
 	start := time.Now()
 	sem := make(chan struct{}, maxOpen)
 	var wg sync.WaitGroup
-	n := 0
-	for ; ctx.Err() == nil; n++ {
-		at := time.Duration(float64(n) / float64(rate) * float64(time.Second))
-		if at >= d {
-			break
-		}
-		if wait := time.Until(start.Add(at)); wait > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-		}
+	n := paced(ctx, rate, d, func() {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			continue
+			return
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			fn(ctx)
 		})
-	}
+	})
 	wg.Wait()
 	return time.Since(start), n
 }
@@ -367,7 +356,23 @@ func pacedPool(ctx context.Context, rate, conc int, d time.Duration, fn func(ctx
 			}
 		})
 	}
-	for n := 0; ctx.Err() == nil; n++ {
+	paced(ctx, rate, d, func() {
+		select {
+		case due <- struct{}{}:
+		case <-ctx.Done():
+		}
+	})
+	close(due)
+	wg.Wait()
+	return time.Since(start)
+}
+
+// paced calls tick at rate ticks a second from now, for d or until ctx ends,
+// and returns how many ticks it made.
+func paced(ctx context.Context, rate int, d time.Duration, tick func()) int {
+	start := time.Now()
+	n := 0
+	for ; ctx.Err() == nil; n++ {
 		at := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 		if at >= d {
 			break
@@ -378,14 +383,9 @@ func pacedPool(ctx context.Context, rate, conc int, d time.Duration, fn func(ctx
 			case <-time.After(wait):
 			}
 		}
-		select {
-		case due <- struct{}{}:
-		case <-ctx.Done():
-		}
+		tick()
 	}
-	close(due)
-	wg.Wait()
-	return time.Since(start)
+	return n
 }
 
 // isCancel reports whether err comes from the phase ending, not from a failure.

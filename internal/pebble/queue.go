@@ -444,22 +444,13 @@ func (db *DB) Ack(ctx context.Context, ds []dcon.Delivery) error {
 // and is the same copy: of the same EventTime.
 func sameCopies(e *engine, ds []dcon.Delivery) ([]bool, error) {
 	found := make([]bool, len(ds))
-	var key []byte
-	for i := range ds {
-		key = appendMKey(key[:0], ds[i].ConnectorID, ds[i].EventID)
-		v, closer, err := e.pdb.Get(key)
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-			continue
-		case err != nil:
-			return nil, unavailable(err, "read %s", key)
-		}
-		eventTime, _, err := recordTimes(v)
-		closer.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, err)
-		}
-		found[i] = eventTime == nanos(ds[i].EventTime)
+	err := eachRecord(e, ds, func(i int, record []byte) error {
+		eventTime, _, err := recordTimes(record)
+		found[i] = err == nil && eventTime == nanos(ds[i].EventTime)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return found, nil
 }

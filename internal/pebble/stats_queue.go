@@ -105,20 +105,36 @@ func (db *DB) countQueues(e *engine) error {
 // has, and some when one has.
 func queued(e *engine, ds []dcon.Delivery) (found []bool, some bool, err error) {
 	found = make([]bool, len(ds))
+	err = eachRecord(e, ds, func(i int, _ []byte) error {
+		found[i], some = true, true
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return found, some, nil
+}
+
+// eachRecord calls fn with the index in ds and the record of each delivery
+// of ds that is queued. The record is valid during the call only.
+func eachRecord(e *engine, ds []dcon.Delivery, fn func(i int, record []byte) error) error {
 	var key []byte
 	for i := range ds {
 		key = appendMKey(key[:0], ds[i].ConnectorID, ds[i].EventID)
-		_, closer, err := e.pdb.Get(key)
+		v, closer, err := e.pdb.Get(key)
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
+			continue
 		case err != nil:
-			return nil, false, unavailable(err, "read %s", key)
-		default:
-			closer.Close()
-			found[i], some = true, true
+			return unavailable(err, "read %s", key)
+		}
+		err = fn(i, v)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
 		}
 	}
-	return found, some, nil
+	return nil
 }
 
 // countEnqueued counts the records of ds that were not found before they
