@@ -200,3 +200,60 @@ type deadSender struct{}
 func (deadSender) Send(context.Context, *dcon.Connector, webhook.Attempt) webhook.Result {
 	return webhook.Result{StatusCode: 503, Err: errHTTP503}
 }
+
+// TestResentCopyOutlivesTheOldCopysAttempt: a :sync re-sends an event whose
+// first copy is still being attempted. The old copy's success must not remove
+// the new copy, whose own attempt failed: the new copy is tried again until
+// its endpoint takes it.
+func TestResentCopyOutlivesTheOldCopysAttempt(t *testing.T) {
+	t.Parallel()
+	oldArrived, release := make(chan struct{}), make(chan struct{})
+	var newTries, newTaken atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		switch string(body) {
+		case `{"copy":"old"}`:
+			close(oldArrived)
+			<-release
+		case `{"copy":"new"}`:
+			if newTries.Add(1) == 1 {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			newTaken.Add(1)
+		}
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	db := openPebble(t, t.TempDir())
+	t.Cleanup(func() { _ = db.Close() })
+	e := realEngine(t, db, connectors{"c1": connectorTo("c1", srv.URL)}, 10*time.Second, srv)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	handOff := func(d dcon.Delivery) {
+		ds := []dcon.Delivery{d}
+		e.Admit(ds)
+		if err := db.Enqueue(context.Background(), ds); err != nil {
+			t.Fatal(err)
+		}
+		e.Dispatch(ds)
+	}
+
+	now := time.Now()
+	old := dcon.Delivery{ConnectorID: "c1", EventID: "ev1", EventTime: now, Body: []byte(`{"copy":"old"}`), Due: now.Add(time.Minute)}
+	handOff(old)
+	<-oldArrived
+	resent := old
+	resent.EventTime, resent.Body = now.Add(time.Second), []byte(`{"copy":"new"}`)
+	handOff(resent)
+	waitUntil(t, "the new copy's first attempt answered 500", func() bool { return newTries.Load() >= 1 })
+	close(release) // the old copy's attempt succeeds now, and is acked
+
+	waitUntil(t, "the new copy delivered", func() bool { return newTaken.Load() >= 1 })
+	waitUntil(t, "the queue empty", func() bool {
+		n, err := db.Depth(context.Background(), "c1")
+		return err == nil && n == 0
+	})
+}
