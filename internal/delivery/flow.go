@@ -143,7 +143,7 @@ type flow struct {
 	paused     time.Time // nothing is sent before
 	failures   int       // consecutive
 	overloads  int       // consecutive overload failures; any answer but those resets it
-	lastErr    string    // the last failure's error
+	lastErr    error     // the last failure's; its text is made when asked for
 
 	seq         uint64 // attempts started
 	decreaseSeq uint64 // failures of attempts numbered below do not decrease the window
@@ -440,7 +440,7 @@ func (fs *flows) finish(id string, t ticket, res webhook.Result, now time.Time) 
 		return false
 	}
 	f.failures++
-	f.lastErr = res.Err.Error()
+	f.lastErr = res.Err
 	// Retry-After pauses the whole connector, unless the endpoint answered
 	// another request with success since this one was sent: then it speaks
 	// of this request (whose retry waits for it, see Backoff) rather than of
@@ -683,7 +683,7 @@ func (fs *flows) lastError(id string) string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if f := fs.m[id]; f != nil && f.failures > 0 {
-		return f.lastErr
+		return f.lastErr.Error()
 	}
 	return ""
 }
