@@ -642,13 +642,18 @@ func TestBacklogDrainsWithinTheDrainWindow(t *testing.T) {
 	})
 }
 
+// probeOnErrors is the flow configuration of the tests of a connector whose
+// endpoint answers only errors: PROBING after 8 in a row, probes 1 to 4 s
+// apart.
+var probeOnErrors = delivery.FlowConfig{InitialWindow: 4, ProbeAfterErrors: 8,
+	ProbeInterval: time.Second, MaxProbeInterval: 4 * time.Second}
+
 // TestEndpointAnsweringOnlyErrorsIsProbed: an endpoint that answers, but
 // with nothing but errors, has its connector PROBING after
 // ProbeAfterErrors failures in a row; failures mixed with successes do not.
 func TestEndpointAnsweringOnlyErrorsIsProbed(t *testing.T) {
 	t.Parallel()
-	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfterErrors: 8,
-		ProbeInterval: time.Second, MaxProbeInterval: 4 * time.Second})
+	f := newFlowFixture(t, active("c1"), probeOnErrors)
 	// Seven failures, a success, seven failures: never eight in a row.
 	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
 	f.sequential(t, "c1", ids("a", 7)...)
@@ -702,8 +707,7 @@ func TestEndpointAnsweringOnlyErrorsIsProbed(t *testing.T) {
 // the next probe, and the next.
 func TestPoisonEventDoesNotHoldUpTheBacklog(t *testing.T) {
 	t.Parallel()
-	f := newFlowFixture(t, active("c1"), delivery.FlowConfig{InitialWindow: 4, ProbeAfterErrors: 8,
-		ProbeInterval: time.Second, MaxProbeInterval: 4 * time.Second})
+	f := newFlowFixture(t, active("c1"), probeOnErrors)
 	f.endpoint.set("c1", webhook.Result{StatusCode: 500, Err: errHTTP500})
 	f.sequential(t, "c1", ids("e", 8)...)
 	if s := f.engine.Flow("c1"); s.Mode != dcon.FlowProbing {
