@@ -882,36 +882,52 @@ func (q *Queue) remove(ctx context.Context, subj string, seq uint64, eventTime t
 // It asks the stream's leader (not a direct get, which a lagging replica
 // may answer).
 func (q *Queue) lastSeq(ctx context.Context, subj string) (uint64, error) {
-	seq, _, err := q.lastVersion(ctx, subj)
-	return seq, err
+	var m struct {
+		Seq uint64 `json:"seq"`
+	}
+	err := q.lastMessage(ctx, subj, &m)
+	return m.Seq, err
 }
 
 // lastVersion is lastSeq, with the delivery that version holds (nil when
 // it does not decode).
 func (q *Queue) lastVersion(ctx context.Context, subj string) (uint64, *dcon.Delivery, error) {
+	var m struct {
+		Seq  uint64 `json:"seq"`
+		Data []byte `json:"data"`
+	}
+	if err := q.lastMessage(ctx, subj, &m); err != nil || m.Seq == 0 {
+		return 0, nil, err
+	}
+	d, _, err := decodeRecord(m.Data)
+	if err != nil {
+		return m.Seq, nil, nil
+	}
+	return m.Seq, &d, nil
+}
+
+// lastMessage asks the stream's leader for subj's stored version and
+// decodes it into msg, which it leaves as it is when there is none.
+func (q *Queue) lastMessage(ctx context.Context, subj string, msg any) error {
 	var resp struct {
 		apiResponse
-		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Data []byte `json:"data"`
-		} `json:"message"`
+		Message json.RawMessage `json:"message"`
 	}
 	if err := q.api(ctx, "STREAM.MSG.GET."+q.cfg.Prefix+"_QUEUE", map[string]string{"last_by_subj": subj}, &resp); err != nil {
-		return 0, nil, unavailable(err, "look up %s", subj)
+		return unavailable(err, "look up %s", subj)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound):
-		return 0, nil, nil
+		return nil
 	case resp.Error != nil:
-		return 0, nil, unavailable(errors.New(resp.Error.Description), "look up %s", subj)
-	case resp.Message == nil:
-		return 0, nil, unavailable(errors.New("no message in the answer"), "look up %s", subj)
+		return unavailable(errors.New(resp.Error.Description), "look up %s", subj)
+	case len(resp.Message) == 0 || string(resp.Message) == "null":
+		return unavailable(errors.New("no message in the answer"), "look up %s", subj)
 	}
-	d, _, err := decodeRecord(resp.Message.Data)
-	if err != nil {
-		return resp.Message.Seq, nil, nil
+	if err := json.Unmarshal(resp.Message, msg); err != nil {
+		return unavailable(err, "look up %s", subj)
 	}
-	return resp.Message.Seq, &d, nil
+	return nil
 }
 
 // apiResponse is the common part of the server's JetStream API answers.
